@@ -1,0 +1,80 @@
+//! Day stamps: the `DDD` field of a tag and the expiry window (SPEC section 4).
+//!
+//! All arithmetic is done on `i64` with Euclidean division, so any `now`, including negative
+//! values, `i64::MIN` and `i64::MAX`, gives a defined answer without overflow.
+
+/// Seconds in one UTC day.
+pub const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Day stamps count modulo this.
+pub const DAY_CYCLE: u16 = 1000;
+
+/// The default tag lifetime in days (draft-levine-smtp-batv-01 SHOULD; Exim and MDaemon use 7).
+pub const DEFAULT_LIFETIME_DAYS: u16 = 7;
+
+/// The default clock skew tolerated for signers whose clock runs ahead, in days.
+pub const DEFAULT_SKEW_DAYS: u16 = 1;
+
+/// Longest allowed lifetime in days.
+pub const MAX_LIFETIME_DAYS: u16 = 365;
+
+/// Longest allowed skew in days.
+pub const MAX_SKEW_DAYS: u16 = 7;
+
+/// UTC days since 1970-01-01 for a Unix time in seconds (floor division).
+pub fn day_number(now: i64) -> i64 {
+    now.div_euclid(SECONDS_PER_DAY)
+}
+
+/// The three-digit day stamp of a tag signed at `now` that lives `lifetime_days`.
+pub fn expiry_stamp(now: i64, lifetime_days: u16) -> u16 {
+    // day_number is at most i64::MAX / 86400, so adding a u16 cannot overflow.
+    (day_number(now) + i64::from(lifetime_days)).rem_euclid(i64::from(DAY_CYCLE)) as u16
+}
+
+/// Days from today until the stamp's day, modulo 1000 (unsigned, as draft-01 requires).
+///
+/// A stamp for today gives 0; a stamp for yesterday gives 999.
+pub fn remaining_days(stamp: u16, now: i64) -> u16 {
+    let today = day_number(now).rem_euclid(i64::from(DAY_CYCLE));
+    (i64::from(stamp) - today).rem_euclid(i64::from(DAY_CYCLE)) as u16
+}
+
+/// Whether a tag with this stamp is still inside its window at `now`.
+///
+/// A tag is valid through its whole expiry day and up to `skew_days` beyond its lifetime
+/// in the future (a signer whose clock runs ahead).
+pub fn within_window(stamp: u16, now: i64, lifetime_days: u16, skew_days: u16) -> bool {
+    u32::from(remaining_days(stamp, now)) <= u32::from(lifetime_days) + u32::from(skew_days)
+}
+
+/// The current Unix time in seconds from the system clock (negative before 1970).
+pub fn unix_now() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        for now in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
+            let s = expiry_stamp(now, MAX_LIFETIME_DAYS);
+            assert!(s < DAY_CYCLE);
+            assert_eq!(remaining_days(s, now), MAX_LIFETIME_DAYS);
+        }
+    }
+
+    #[test]
+    fn negative_time_floors() {
+        assert_eq!(day_number(-1), -1);
+        assert_eq!(day_number(-86_400), -1);
+        assert_eq!(day_number(-86_401), -2);
+        assert_eq!(expiry_stamp(-1, 7), 6);
+    }
+}

@@ -1,0 +1,373 @@
+//! The `prvs=` wire format (SPEC section 2): recognising, parsing and writing tags.
+//!
+//! Parsing never allocates: a parsed [`Tag`] borrows its pieces from the input.
+
+use crate::error::{AddressProblem, Malformation};
+use core::fmt;
+
+/// Longest address, tagged or not, that is accepted anywhere (RFC 5321 path limit less `<>`).
+pub const MAX_ADDRESS_LEN: usize = 254;
+
+/// Octets a tag adds to an address: `prvs=` + 10 tag characters + `=`.
+pub const TAG_OVERHEAD: usize = 16;
+
+const PREFIX: &[u8; 5] = b"prvs=";
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// The original (untagged) address inside a tagged one, as at most two borrowed pieces.
+///
+/// The new form `prvs=…=local@domain` gives one piece. The quoted form
+/// `"prvs=…=john doe"@example.com` and the old form `prvs=local/…@domain` give two, because
+/// the tag sits inside the address. Nothing is copied until the caller asks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Original<'a> {
+    head: &'a str,
+    tail: &'a str,
+}
+
+impl<'a> Original<'a> {
+    pub(crate) fn whole(address: &'a str) -> Self {
+        Original { head: "", tail: address }
+    }
+
+    /// The pieces, in order; concatenated they are the address.
+    pub fn pieces(&self) -> [&'a str; 2] {
+        [self.head, self.tail]
+    }
+
+    /// Length of the address in octets.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// Whether the address is empty (never true for a parsed tag).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The address as one string slice, when it is one piece of the input (no copy).
+    pub fn as_contiguous(&self) -> Option<&'a str> {
+        if self.head.is_empty() {
+            Some(self.tail)
+        } else {
+            None
+        }
+    }
+
+    /// Copies the address into `out` and returns its length, or `Err(needed)` when `out` is
+    /// too small. Never allocates.
+    pub fn copy_to(&self, out: &mut [u8]) -> Result<usize, usize> {
+        let n = self.len();
+        let dst = out.get_mut(..n).ok_or(n)?;
+        let (a, b) = dst.split_at_mut(self.head.len());
+        a.copy_from_slice(self.head.as_bytes());
+        b.copy_from_slice(self.tail.as_bytes());
+        Ok(n)
+    }
+
+    /// The byte at the position of the last `@`, which separates local part from domain.
+    pub(crate) fn domain_start(&self) -> Option<usize> {
+        match self.tail.as_bytes().iter().rposition(|&b| b == b'@') {
+            Some(i) => Some(self.head.len() + i + 1),
+            None => self.head.as_bytes().iter().rposition(|&b| b == b'@').map(|i| i + 1),
+        }
+    }
+
+    /// Feeds the address bytes to `sink`, starting at octet `from`.
+    pub(crate) fn for_each_piece_from(&self, from: usize, mut sink: impl FnMut(&[u8])) {
+        let h = self.head.as_bytes();
+        if from < h.len() {
+            sink(&h[from..]);
+            sink(self.tail.as_bytes());
+        } else {
+            sink(&self.tail.as_bytes()[from - h.len()..]);
+        }
+    }
+}
+
+impl fmt::Display for Original<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.head)?;
+        f.write_str(self.tail)
+    }
+}
+
+impl fmt::Debug for Original<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Original({:?})", format_args!("{self}"))
+    }
+}
+
+impl From<Original<'_>> for String {
+    fn from(o: Original<'_>) -> String {
+        let mut s = String::with_capacity(o.len());
+        s.push_str(o.head);
+        s.push_str(o.tail);
+        s
+    }
+}
+
+/// A syntactically valid tag, parsed but not verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag<'a> {
+    /// The key number `K`, 0 to 9.
+    pub key_number: u8,
+    /// The day stamp `DDD`, 0 to 999.
+    pub day_stamp: u16,
+    /// The three MAC bytes decoded from the hex `SSSSSS` (either case).
+    pub mac: [u8; 3],
+    /// The four ASCII characters `K` `DDD` that start the MAC input.
+    pub(crate) kddd: [u8; 4],
+    /// The address the tag protects.
+    pub original: Original<'a>,
+}
+
+/// Whether `address` starts like a tag (`prvs=`, any case, optionally after a `"`).
+///
+/// This is the cheap test that separates `untagged` from everything else.
+#[inline]
+pub fn starts_like_tag(address: &str) -> bool {
+    let b = address.as_bytes();
+    let b = b.strip_prefix(b"\"").unwrap_or(b);
+    b.len() >= PREFIX.len() && b[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+}
+
+/// Parses a tagged address.
+///
+/// Returns `Ok(None)` when the address does not start like a tag (`untagged`), `Ok(Some)` for
+/// either wire form of SPEC section 2, and `Err` with the reason when it starts like a tag but
+/// is not one (`malformed`).
+pub fn parse(address: &str) -> Result<Option<Tag<'_>>, Malformation> {
+    if !starts_like_tag(address) {
+        return Ok(None);
+    }
+    if address.len() > MAX_ADDRESS_LEN {
+        return Err(Malformation::TooLong);
+    }
+    let quoted = address.starts_with('"');
+    let after = &address[usize::from(quoted) + PREFIX.len()..];
+    let ab = after.as_bytes();
+
+    // New form: prvs=KDDDSSSSSS=original
+    if ab.len() >= 11 && ab[10] == b'=' {
+        let (key_number, day_stamp, mac, kddd) = parse_fields(&ab[..10])?;
+        let rest = &after[11..];
+        let original = if quoted {
+            Original { head: "\"", tail: rest }
+        } else {
+            Original::whole(rest)
+        };
+        check_original(&original)?;
+        return Ok(Some(Tag { key_number, day_stamp, mac, kddd, original }));
+    }
+
+    // Old form (Exim before 4.68): prvs=local/KDDDSSSSSS@domain
+    if !quoted {
+        if let Some(at) = ab.iter().rposition(|&b| b == b'@') {
+            let local = &ab[..at];
+            if local.len() >= 11 && local[local.len() - 11] == b'/' {
+                let (key_number, day_stamp, mac, kddd) = parse_fields(&local[local.len() - 10..])?;
+                let original = Original { head: &after[..local.len() - 11], tail: &after[at..] };
+                check_original(&original)?;
+                return Ok(Some(Tag { key_number, day_stamp, mac, kddd, original }));
+            }
+        }
+    }
+
+    // Starts like a tag but fits neither form: name the first part that is wrong.
+    Err(match parse_fields(ab.get(..10).unwrap_or(ab)) {
+        Err(e) => e,
+        Ok(_) => Malformation::MissingSeparator,
+    })
+}
+
+type Fields = (u8, u16, [u8; 3], [u8; 4]);
+
+/// Parses the ten characters `KDDDSSSSSS`.
+fn parse_fields(f: &[u8]) -> Result<Fields, Malformation> {
+    let digit = |i: usize| match f.get(i) {
+        Some(c @ b'0'..=b'9') => Ok(c - b'0'),
+        _ => Err(if i == 0 { Malformation::BadKeyNumber } else { Malformation::BadDayStamp }),
+    };
+    let key_number = digit(0)?;
+    let day_stamp = u16::from(digit(1)?) * 100 + u16::from(digit(2)?) * 10 + u16::from(digit(3)?);
+    let mut mac = [0u8; 3];
+    for (i, byte) in mac.iter_mut().enumerate() {
+        let hi = hex_value(f.get(4 + 2 * i).copied()).ok_or(Malformation::BadHex)?;
+        let lo = hex_value(f.get(5 + 2 * i).copied()).ok_or(Malformation::BadHex)?;
+        *byte = hi << 4 | lo;
+    }
+    Ok((key_number, day_stamp, mac, [f[0], f[1], f[2], f[3]]))
+}
+
+fn hex_value(c: Option<u8>) -> Option<u8> {
+    match c? {
+        c @ b'0'..=b'9' => Some(c - b'0'),
+        c @ b'a'..=b'f' => Some(c - b'a' + 10),
+        c @ b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn check_original(o: &Original<'_>) -> Result<(), Malformation> {
+    let mut problem = None;
+    o.for_each_piece_from(0, |p| {
+        if problem.is_none() && p.iter().any(|&b| is_forbidden(b)) {
+            problem = Some(Malformation::ControlCharacter);
+        }
+    });
+    if let Some(p) = problem {
+        return Err(p);
+    }
+    // The local part (before the last `@`) and the domain must both be non-empty; a quoted
+    // local part needs something between its quotes.
+    let min_local = if o.head == "\"" { 3 } else { 1 };
+    match o.domain_start() {
+        Some(d) if d > min_local && d < o.len() => Ok(()),
+        _ => Err(Malformation::NoAddress),
+    }
+}
+
+/// Bytes that never appear in an address we sign or accept: ASCII control characters.
+pub(crate) fn is_forbidden(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+/// Checks that `address` is a qualified address that can be signed.
+pub(crate) fn check_signable(address: &str) -> Result<(), AddressProblem> {
+    let b = address.as_bytes();
+    if b.len() > MAX_ADDRESS_LEN {
+        return Err(AddressProblem::TooLong { len: b.len() });
+    }
+    if b.iter().any(|&c| is_forbidden(c)) {
+        return Err(AddressProblem::ControlCharacter);
+    }
+    let at = b.iter().rposition(|&c| c == b'@').ok_or(AddressProblem::NoAt)?;
+    let local = &b[..at];
+    if local.is_empty() || local == b"\"" {
+        return Err(AddressProblem::EmptyLocalPart);
+    }
+    if at + 1 == b.len() {
+        return Err(AddressProblem::EmptyDomain);
+    }
+    if b.len() + TAG_OVERHEAD > MAX_ADDRESS_LEN {
+        return Err(AddressProblem::TooLong { len: b.len() });
+    }
+    Ok(())
+}
+
+/// Writes `K DDD hex(mac)` as the ten tag characters.
+pub(crate) fn write_fields(kddd: &[u8; 4], mac: &[u8; 3], out: &mut [u8; 10]) {
+    out[..4].copy_from_slice(kddd);
+    for (i, byte) in mac.iter().enumerate() {
+        out[4 + 2 * i] = HEX_LOWER[usize::from(byte >> 4)];
+        out[5 + 2 * i] = HEX_LOWER[usize::from(byte & 0x0f)];
+    }
+}
+
+/// The ASCII `K` `DDD` characters for a key number and day stamp.
+pub(crate) fn kddd(key_number: u8, day_stamp: u16) -> [u8; 4] {
+    [
+        b'0' + key_number,
+        b'0' + (day_stamp / 100) as u8,
+        b'0' + (day_stamp / 10 % 10) as u8,
+        b'0' + (day_stamp % 10) as u8,
+    ]
+}
+
+/// Writes the signed form of `address` with the given tag characters into `out`.
+///
+/// The caller has checked the address; `out` must hold `address.len() + TAG_OVERHEAD` bytes.
+/// Returns the length written, or `Err(needed)`.
+pub(crate) fn write_signed(address: &str, fields: &[u8; 10], out: &mut [u8]) -> Result<usize, usize> {
+    let a = address.as_bytes();
+    let n = a.len() + TAG_OVERHEAD;
+    let out = out.get_mut(..n).ok_or(n)?;
+    // A quoted local part keeps the tag inside the quotes.
+    let (lead, rest) = match a.first() {
+        Some(b'"') => (&a[..1], &a[1..]),
+        _ => (&a[..0], a),
+    };
+    let (o_lead, o) = out.split_at_mut(lead.len());
+    o_lead.copy_from_slice(lead);
+    o[..5].copy_from_slice(PREFIX);
+    o[5..15].copy_from_slice(fields);
+    o[15] = b'=';
+    o[16..].copy_from_slice(rest);
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_form() {
+        let t = parse("prvs=1790c1c5ba=user@example.com").unwrap().unwrap();
+        assert_eq!(t.key_number, 1);
+        assert_eq!(t.day_stamp, 790);
+        assert_eq!(t.mac, [0xc1, 0xc5, 0xba]);
+        assert_eq!(t.original.to_string(), "user@example.com");
+        assert_eq!(t.original.as_contiguous(), Some("user@example.com"));
+    }
+
+    #[test]
+    fn equals_in_local_part_survives() {
+        let t = parse("prvs=74759482dc=list=owner@lists.example.org").unwrap().unwrap();
+        assert_eq!(t.original.to_string(), "list=owner@lists.example.org");
+    }
+
+    #[test]
+    fn quoted_form() {
+        let t = parse("\"prvs=0790e9e584=john doe\"@example.com").unwrap().unwrap();
+        assert_eq!(t.original.to_string(), "\"john doe\"@example.com");
+        assert_eq!(t.original.as_contiguous(), None);
+    }
+
+    #[test]
+    fn old_form() {
+        let t = parse("prvs=user/1790c1c5ba@example.com").unwrap().unwrap();
+        assert_eq!(t.original.to_string(), "user@example.com");
+        assert_eq!(t.kddd, *b"1790");
+    }
+
+    #[test]
+    fn upper_case_prefix_and_hex() {
+        let t = parse("PRVS=1790C1C5BA=user@example.com").unwrap().unwrap();
+        assert_eq!(t.mac, [0xc1, 0xc5, 0xba]);
+    }
+
+    #[test]
+    fn malformations_are_named() {
+        use Malformation::*;
+        let cases: &[(&str, Malformation)] = &[
+            ("prvs=", BadKeyNumber),
+            ("prvs=1234567890=", NoAddress),
+            ("prvs=1234567890=@example.com", NoAddress),
+            ("prvs=1234567890=user@", NoAddress),
+            ("prvs=x790c1c5ba=user@example.com", BadKeyNumber),
+            ("prvs=17x0c1c5ba=user@example.com", BadDayStamp),
+            ("prvs=1790c1c5bz=user@example.com", BadHex),
+            ("prvs=1790c1c5ba-user@example.com", MissingSeparator),
+            ("prvs=user@example.com", BadKeyNumber),
+            ("prvs=1790c1c5ba=us\0er@example.com", ControlCharacter),
+            ("\"prvs=1790c1c5ba=\"@example.com", NoAddress),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input).err(), Some(*want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn untagged() {
+        for a in ["", "user@example.com", "prv=1@x", "\"", "prvs", "\"john doe\"@example.com"] {
+            assert_eq!(parse(a), Ok(None), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn too_long_tagged_is_malformed() {
+        let a = format!("prvs=1790c1c5ba={}@example.com", "a".repeat(300));
+        assert_eq!(parse(&a).err(), Some(Malformation::TooLong));
+    }
+}
