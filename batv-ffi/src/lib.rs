@@ -1,1 +1,13 @@
-//! libbatv.
+//! libbatv: the C ABI over `batv-core` (`include/batv.h`), and the functions Exim loads with
+//! `${dlfunc}`.
+//!
+//! Every `extern "C"` body goes through [`boundary`], which turns panics and NULL pointers into
+//! result codes.
+
+// A panic must unwind to the boundary's `catch_unwind`, which turns it into a result code.
+// With panic=abort it would kill the mail server process instead.
+#[cfg(panic = "abort")]
+compile_error!("batv-ffi must be built with panic = \"unwind\": the C boundary catches panics");
+
+pub mod boundary;
+pub mod exim;
