@@ -221,7 +221,10 @@ impl Keyring {
 
     /// The keyring as file text, secrets included: write it only to a file of mode 0600.
     pub fn to_file_text(&self) -> Zeroizing<String> {
-        let mut s = Zeroizing::new(String::with_capacity(512));
+        // Sized for the whole text up front (an encoded secret is at most 2n + 4 octets): a
+        // String that grows by reallocation frees its old buffer with the secrets still in it.
+        let size = 256 + self.keys().map(|k| 32 + 2 * k.secret.len() + 4).sum::<usize>();
+        let mut s = Zeroizing::new(String::with_capacity(size));
         s.push_str("# batv keyring: keep this file secret (mode 0600).\n");
         s.push_str("# Rotate with `batv keygen --rotate`; keep an old key for lifetime + skew days.\n");
         s.push_str(&format!("lifetime-days {}\n", self.lifetime_days));
@@ -550,7 +553,7 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
                 let number = parse_digit(number).ok_or(err(KeyringErrorKind::BadKeyNumber))?;
                 let (scheme, rest) = next_word(rest).ok_or(err(KeyringErrorKind::MissingValue("the scheme")))?;
                 let scheme = Scheme::from_name(scheme)
-                    .ok_or_else(|| err(KeyringErrorKind::UnknownScheme(scheme.to_string())))?;
+                    .ok_or_else(|| err(KeyringErrorKind::UnknownScheme(shown_word(scheme))))?;
                 let secret = rest.trim_start_matches([' ', '\t']);
                 if secret.is_empty() {
                     return Err(err(KeyringErrorKind::MissingValue("the secret")));
@@ -593,16 +596,7 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
                     return Err(err(KeyringErrorKind::DuplicateSetting("skew-days")));
                 }
             }
-            other => {
-                // Name the word, but not a long one: a secret pasted on a line of its own must
-                // not end up in a log.
-                let shown: String = if other.len() > 20 || other.contains(':') {
-                    "(a word that is not a directive)".into()
-                } else {
-                    other.into()
-                };
-                return Err(err(KeyringErrorKind::UnknownDirective(shown)));
-            }
+            other => return Err(err(KeyringErrorKind::UnknownDirective(shown_word(other)))),
         }
     }
 
@@ -629,6 +623,17 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
         lifetime_days: lifetime.unwrap_or(DEFAULT_LIFETIME_DAYS),
         skew_days: skew.unwrap_or(DEFAULT_SKEW_DAYS),
     })
+}
+
+/// A word from the file as an error may show it: a long word, or one with a `:`, may be a
+/// secret (pasted on a line of its own, or in place of the scheme: `key 1 base64:...`), so it
+/// is not shown.
+fn shown_word(word: &str) -> String {
+    if word.len() > 20 || word.contains(':') {
+        "(a word not shown: it may be a secret)".into()
+    } else {
+        word.into()
+    }
 }
 
 fn parse_digit(s: &str) -> Option<u8> {
