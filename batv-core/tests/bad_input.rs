@@ -1,0 +1,84 @@
+//! Hostile and broken input: nothing panics, and each input gets an error or outcome that names
+//! what is wrong.
+
+use batv_core::{AddressProblem as P, Keyring, Malformation as M, Outcome, Policy, SignError, VerifyError};
+
+const NOW: i64 = 1_795_700_000;
+
+fn keys() -> Keyring {
+    Keyring::parse("key 1 hmac-sha256 text:bad input secret\n").unwrap()
+}
+
+#[test]
+fn sign_rejects_what_is_not_an_address() {
+    let k = keys();
+    let long = format!("{}@example.com", "a".repeat(240));
+    let cases: &[(&str, SignError)] = &[
+        ("user", SignError::Address(P::NoAt)),
+        ("@example.com", SignError::Address(P::EmptyLocalPart)),
+        ("\"@example.com", SignError::Address(P::EmptyLocalPart)),
+        ("user@", SignError::Address(P::EmptyDomain)),
+        ("us\0er@example.com", SignError::Address(P::ControlCharacter)),
+        ("user@example.com\r\n", SignError::Address(P::ControlCharacter)),
+        ("user@exa\x7fmple.com", SignError::Address(P::ControlCharacter)),
+        (&long, SignError::Address(P::TooLong { len: long.len() })),
+    ];
+    for (input, want) in cases {
+        assert_eq!(k.sign_at(input, NOW).unwrap_err(), *want, "{input:?}");
+        assert!(!want.to_string().is_empty());
+    }
+    // The longest address that still fits, and the null sender, unchanged.
+    let fits = format!("{}@example.com", "a".repeat(254 - 16 - 12));
+    assert_eq!(k.sign_at(&fits, NOW).unwrap().len(), 254);
+    assert_eq!(k.sign_at("", NOW).unwrap(), "");
+    // A 1 MiB address is an error, not a crash.
+    let huge = format!("{}@example.com", "x".repeat(1 << 20));
+    assert!(matches!(k.sign_at(&huge, NOW), Err(SignError::Address(P::TooLong { .. }))));
+}
+
+#[test]
+fn verify_names_what_is_wrong() {
+    let k = keys();
+    let cases: &[(&str, VerifyError)] = &[
+        ("", VerifyError::Untagged),
+        ("user@example.com", VerifyError::Untagged),
+        ("prvs=", VerifyError::Malformed(M::BadKeyNumber)),
+        ("PRVS=", VerifyError::Malformed(M::BadKeyNumber)),
+        ("prvs=1234567890=", VerifyError::Malformed(M::NoAddress)),
+        ("prvs=1234567890=user", VerifyError::Malformed(M::NoAddress)),
+        ("prvs=1790abcdef=us\0er@example.com", VerifyError::Malformed(M::ControlCharacter)),
+        ("prvs=1790abcdef\nuser@example.com", VerifyError::Malformed(M::MissingSeparator)),
+        ("prvs=1790abcdeg=user@example.com", VerifyError::Malformed(M::BadHex)),
+        ("prvs=3790abcdef=user@example.com", VerifyError::UnknownKey(3)),
+        ("prvs=1790abcdef=user@example.com", VerifyError::BadSignature),
+    ];
+    for (input, want) in cases {
+        assert_eq!(k.verify_at(input, NOW).unwrap_err(), *want, "{input:?}");
+        let text = want.to_string();
+        assert!(text.starts_with(want.outcome().as_str()), "{text}");
+    }
+    let huge = format!("prvs=1790abcdef={}@example.com", "x".repeat(1 << 20));
+    assert_eq!(k.status_at(&huge, NOW), Outcome::Malformed);
+    assert_eq!(batv_core::strip(&huge), huge.as_str());
+}
+
+#[test]
+fn nothing_panics_on_odd_strings() {
+    let k = keys();
+    let p = Policy::new();
+    let odd = [
+        "", "\0", "@", "@@", "\"", "\"\"", "\"prvs=", "prvs=\"", "prvs==", "prvs=1", "prvs=1234567890",
+        "prvs=1234567890=@", "prvs=1234567890=a@", "prvs=a/1234567890@", "prvs=/1234567890@x",
+        "prvs=é/1234567890@x", "prvs=1234567890=é@日本", "\u{feff}prvs=1", "prvs=12345678é0=a@b",
+        "prvs=1234567890=prvs=1234567890=a@b",
+    ];
+    for s in odd {
+        let _ = k.sign_at(s, NOW);
+        let _ = k.status_at(s, NOW);
+        let stripped = batv_core::strip(s);
+        assert!(!batv_core::is_tagged(&stripped), "{s:?} -> {stripped:?}");
+        for now in [i64::MIN, 0, NOW, i64::MAX] {
+            let _ = p.check(&k, s, s, now);
+        }
+    }
+}
