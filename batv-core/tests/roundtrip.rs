@@ -26,7 +26,7 @@ fn address() -> impl Strategy<Value = String> {
 
 /// A character that differs from `c` in more than case.
 fn other_char(c: char) -> char {
-    if c.to_ascii_lowercase() == 'q' { 'z' } else { 'q' }
+    if c.eq_ignore_ascii_case(&'q') { 'z' } else { 'q' }
 }
 
 /// Where the ten tag characters start in a signed address (after an optional `"`).
