@@ -38,7 +38,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 ///   BATV address: a bounce to it should be rejected.
 /// - 100-199: bad input from the caller (a NULL pointer, a small buffer, a string that is not an
 ///   address). Fix the call or the input; retrying the same call gives the same answer.
-/// - 200-299: bad configuration (the keyring file or a policy setting). A mail server should
+/// - 200-299: bad configuration (the keyring). A mail server should
 ///   tempfail (451) until the administrator fixes it, never reject mail for it.
 /// - 900: `BATV_RESULT_PANIC`, an internal error (a bug in libbatv); tempfail and report it.
 ///
@@ -77,20 +77,48 @@ pub enum batv_result {
     /// Input error: an exemption or bounce local part given to a policy is not valid.
     BATV_RESULT_BAD_PATTERN = 105,
 
-    /// Configuration error: the keyring file could not be read (missing, a directory, I/O error).
+    /// Configuration error: the keyring file cannot be read (missing, a directory, an I/O
+    /// error, or the process may not open it).
     BATV_RESULT_KEYRING_IO = 200,
-    /// Configuration error: the keyring file is readable or writable by other users (or is not
-    /// a regular file); the error message names the `chmod` that fixes it.
-    BATV_RESULT_KEYRING_PERMISSIONS = 201,
-    /// Configuration error: the keyring text has a syntax error (unknown directive, bad number,
-    /// bad scheme, bad secret encoding, a short secret, a duplicate key...).
-    BATV_RESULT_KEYRING_SYNTAX = 202,
-    /// Configuration error: the keyring is syntactically fine but unusable (no key at all, or
-    /// several keys and no `sign-key`, or a `sign-key` naming a missing key).
-    BATV_RESULT_KEYRING_INCOMPLETE = 203,
+    /// Configuration error: other users can read or write the keyring file (or its group can
+    /// write it). The file is refused; `chmod 600` fixes it, and the error message says so.
+    BATV_RESULT_KEYRING_INSECURE = 201,
+    /// Configuration error: the text is not a usable keyring (an unknown directive, a bad key
+    /// number, scheme or secret, a short secret, a duplicate, no key at all, several keys and no
+    /// `sign-key`, not UTF-8...). The error message names the line.
+    BATV_RESULT_KEYRING_INVALID = 202,
 
     /// Internal error: libbatv panicked (a bug). The call did nothing; tempfail and report it.
     BATV_RESULT_PANIC = 900,
+}
+
+/// cbindgen:ignore
+impl batv_result {
+    /// Every code, in order. Keep it complete: `batv_strerror` answers "unknown" for codes that
+    /// are missing here.
+    pub const ALL: [batv_result; 16] = [
+        batv_result::BATV_RESULT_OK,
+        batv_result::BATV_RESULT_UNTAGGED,
+        batv_result::BATV_RESULT_MALFORMED,
+        batv_result::BATV_RESULT_UNKNOWN_KEY,
+        batv_result::BATV_RESULT_BAD_SIGNATURE,
+        batv_result::BATV_RESULT_EXPIRED,
+        batv_result::BATV_RESULT_NULL_ARGUMENT,
+        batv_result::BATV_RESULT_BUFFER_TOO_SMALL,
+        batv_result::BATV_RESULT_NOT_AN_ADDRESS,
+        batv_result::BATV_RESULT_TOO_LONG,
+        batv_result::BATV_RESULT_NOT_UTF8,
+        batv_result::BATV_RESULT_BAD_PATTERN,
+        batv_result::BATV_RESULT_KEYRING_IO,
+        batv_result::BATV_RESULT_KEYRING_INSECURE,
+        batv_result::BATV_RESULT_KEYRING_INVALID,
+        batv_result::BATV_RESULT_PANIC,
+    ];
+
+    /// The code with this numeric value, if it is one (C may pass any `uint32_t`).
+    pub fn from_u32(value: u32) -> Option<batv_result> {
+        batv_result::ALL.into_iter().find(|r| *r as u32 == value)
+    }
 }
 
 /// Runs `body` and returns its value; returns `on_panic` if `body` panics.

@@ -10,4 +10,8 @@
 compile_error!("batv-ffi must be built with panic = \"unwind\": the C boundary catches panics");
 
 pub mod boundary;
+pub mod capi;
+/// cbindgen:ignore
+///
+/// The Exim `${dlfunc}` functions are for Exim, not for C callers: they stay out of batv.h.
 pub mod exim;

@@ -1,0 +1,884 @@
+//! The C API of libbatv (`include/batv.h`): keyring and policy handles, sign, verify, strip and
+//! the bounce check, over `batv-core`.
+//!
+//! The `///` comments here are written for C programmers: cbindgen copies them into the header.
+//! Every body runs inside [`ffi_boundary!`](crate::ffi_boundary), so a NULL pointer or a panic
+//! becomes a result code and nothing unwinds into C.
+
+// C names, as they appear in the header.
+#![allow(non_camel_case_types)]
+
+use core::ffi::c_char;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use batv_core::{
+    AddressProblem, Keyring, KeyringError, KeyringErrorKind, Outcome, Policy, Reason, SignError,
+    Signed, MAX_ADDRESS_LEN,
+};
+
+use crate::boundary::{batv_result, try_buf, try_mut, try_ref, try_str};
+use crate::ffi_boundary;
+
+use batv_result::*;
+
+/// Pass as `now` to use the system clock (UTC seconds since 1970). Any other value is taken as
+/// the current time in Unix seconds, for tests and replays.
+pub const BATV_NOW: i64 = i64::MIN;
+
+/// A buffer of this many octets (the terminating NUL included) always suffices for the output of
+/// `batv_sign`, `batv_verify`, `batv_strip`, `batv_check_bounce` and `batv_policy_check`:
+/// addresses are at most 254 octets (longer inputs get `BATV_RESULT_TOO_LONG` or
+/// `BATV_RESULT_MALFORMED`), and every SMTP reply is shorter.
+pub const BATV_ADDRESS_MAX: usize = 255;
+const _: () = assert!(BATV_ADDRESS_MAX == MAX_ADDRESS_LEN + 1);
+
+/// A good size for the `errbuf` of `batv_keyring_load_ex` and `batv_keyring_parse_ex`. Longer
+/// messages (very long paths) are cut short; the message is always NUL-terminated.
+pub const BATV_ERROR_MAX: usize = 1024;
+
+/// A keyring: the keys that sign and verify, the tag lifetime and the clock skew allowed.
+///
+/// Opaque. Made by `batv_keyring_load` or `batv_keyring_parse`, released by
+/// `batv_keyring_free`. It is immutable, so one keyring may be used by many threads at once
+/// without locking. To change keys, load a new keyring and free the old one when no thread
+/// uses it any more.
+pub struct batv_keyring {
+    keyring: Keyring,
+}
+
+/// A bounce policy: exempt recipients, which senders count as bounces, and monitor mode.
+///
+/// Opaque. Made by `batv_policy_new` (no exemptions, `mailer-daemon` as the only bounce local
+/// part besides the null sender, monitor mode off), configured with `batv_policy_add_exempt`,
+/// `batv_policy_set_bounce_local_parts` and `batv_policy_set_monitor`, released by
+/// `batv_policy_free`. Once configured, many threads may call `batv_policy_check` on it at once;
+/// configuring it while another thread uses it is a data race.
+pub struct batv_policy {
+    policy: Policy,
+}
+
+// The header promises that handles may be shared between threads.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<batv_keyring>();
+    shareable::<batv_policy>();
+};
+
+/// Why `batv_policy_check` (or `batv_check_bounce`) decided as it did.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum batv_reason {
+    /// The recipient carries a valid tag; deliver to the original address.
+    BATV_REASON_VALID = 0,
+    /// The recipient is untagged but exempt.
+    BATV_REASON_EXEMPT = 1,
+    /// The recipient is untagged and the sender is not a bounce: ordinary mail.
+    BATV_REASON_NOT_BOUNCE = 2,
+    /// A bounce to an untagged recipient: the joe-job case.
+    BATV_REASON_UNTAGGED = 3,
+    /// The recipient's tag is malformed.
+    BATV_REASON_MALFORMED = 4,
+    /// The recipient's tag names a key that is not in the keyring.
+    BATV_REASON_UNKNOWN_KEY = 5,
+    /// The recipient's tag does not verify: forged.
+    BATV_REASON_BAD_SIGNATURE = 6,
+    /// The recipient's tag has expired.
+    BATV_REASON_EXPIRED = 7,
+}
+
+/// The details of one bounce-policy decision, filled in by `batv_policy_check`.
+///
+/// The strings are static: never free them; they stay valid for the life of the process.
+#[repr(C)]
+pub struct batv_verdict {
+    /// true to accept the recipient, false to reject it. Always true in monitor mode.
+    pub accepted: bool,
+    /// true when monitor mode accepted a recipient that would otherwise have been rejected.
+    pub monitored: bool,
+    /// Why. In monitor mode, the reason it would have been rejected.
+    pub reason: batv_reason,
+    /// The reason as a word for logs: `valid`, `exempt`, `not-bounce`, `untagged`,
+    /// `malformed`, `unknown-key`, `bad-signature` or `expired`.
+    pub reason_word: *const c_char,
+    /// For a reject, the SMTP reply to send (`550 5.7.1 ...`, no CRLF); NULL when accepted.
+    pub smtp_reply: *const c_char,
+}
+
+/// A static message for a result code, for logs: for example `"bad signature: the tag was not
+/// made with this keyring (forged)"`. Never NULL, never freed; an unknown code gives
+/// `"unknown batv_result code"`.
+#[no_mangle]
+pub extern "C" fn batv_strerror(result: batv_result_value) -> *const c_char {
+    crate::boundary::guard(c"internal error".as_ptr(), || message(result).as_ptr())
+}
+
+/// The library version, for example `"0.1.0"`. Static; never free it.
+#[no_mangle]
+pub extern "C" fn batv_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// A `batv_result` as it crosses the ABI into libbatv: C may pass any `uint32_t`, so functions
+/// that take a result code take this and treat unknown values as such (a Rust enum must never
+/// hold an undefined value). The header spells it `batv_result`.
+pub type batv_result_value = u32;
+
+fn message(code: batv_result_value) -> &'static core::ffi::CStr {
+    match batv_result::from_u32(code) {
+        Some(r) => known_message(r),
+        None => c"unknown batv_result code",
+    }
+}
+
+fn known_message(r: batv_result) -> &'static core::ffi::CStr {
+    match r {
+        BATV_RESULT_OK => c"ok",
+        BATV_RESULT_UNTAGGED => c"untagged: the address has no prvs= tag",
+        BATV_RESULT_MALFORMED => c"malformed: the address starts like a prvs= tag but is not one",
+        BATV_RESULT_UNKNOWN_KEY => c"unknown-key: the tag's key number is not in the keyring",
+        BATV_RESULT_BAD_SIGNATURE => {
+            c"bad-signature: the tag was not made with this keyring (forged)"
+        }
+        BATV_RESULT_EXPIRED => c"expired: the tag's day is outside the validity window",
+        BATV_RESULT_NULL_ARGUMENT => c"a required pointer argument is NULL",
+        BATV_RESULT_BUFFER_TOO_SMALL => {
+            c"the output buffer is too small: *out_len holds the length needed without the NUL"
+        }
+        BATV_RESULT_NOT_AN_ADDRESS => {
+            c"not an address: no '@', an empty local part or domain, or a control character"
+        }
+        BATV_RESULT_TOO_LONG => c"too long: the address or its signed form exceeds 254 octets",
+        BATV_RESULT_NOT_UTF8 => c"a string argument is not valid UTF-8",
+        BATV_RESULT_BAD_PATTERN => {
+            c"bad policy pattern: an exemption must be user@domain, @domain or user@, and a bounce local part non-empty without '@'"
+        }
+        BATV_RESULT_KEYRING_IO => c"keyring: the file cannot be read",
+        BATV_RESULT_KEYRING_INSECURE => {
+            c"keyring: other users can read or write the file (chmod 600 it)"
+        }
+        BATV_RESULT_KEYRING_INVALID => c"keyring: the text is not a valid keyring",
+        BATV_RESULT_PANIC => c"internal error in libbatv (a bug): tempfail and report it",
+    }
+}
+
+/// Loads a keyring file (SPEC section 8).
+///
+/// `path` is a NUL-terminated file name (any bytes but NUL). On success `*keyring_out` is a new
+/// keyring that the caller owns and releases with `batv_keyring_free`; on failure it is set to
+/// NULL. The file is refused when other users can read or write it
+/// (`BATV_RESULT_KEYRING_INSECURE`).
+///
+/// Returns `BATV_RESULT_OK`, `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_KEYRING_IO`,
+/// `BATV_RESULT_KEYRING_INSECURE` or `BATV_RESULT_KEYRING_INVALID`. Use
+/// `batv_keyring_load_ex` to get the message naming the file and line.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `keyring_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn batv_keyring_load(
+    path: *const c_char,
+    keyring_out: *mut *mut batv_keyring,
+) -> batv_result {
+    // SAFETY: forwarded under the same contract; no error buffer.
+    unsafe { batv_keyring_load_ex(path, keyring_out, core::ptr::null_mut(), 0) }
+}
+
+/// `batv_keyring_load`, and on failure a message for the administrator in `errbuf`.
+///
+/// The message names the file, the line and what is wrong, for example
+/// `keyring /etc/batv.keys line 4: unknown scheme 'hmac-md5' (expected hmac-sha256 or
+/// hmac-sha1)`; it never contains a secret. `errbuf` may be NULL (no message wanted); otherwise
+/// it receives `errbuf_len - 1` octets at most and a NUL (`BATV_ERROR_MAX` is a good size; a
+/// longer message is cut at a character boundary). On success it receives the empty string.
+/// For errors that are not about the keyring (NULL argument, panic) it receives the
+/// `batv_strerror` text.
+///
+/// # Safety
+/// As `batv_keyring_load`; `errbuf` is NULL or points to `errbuf_len` writable octets.
+#[no_mangle]
+pub unsafe extern "C" fn batv_keyring_load_ex(
+    path: *const c_char,
+    keyring_out: *mut *mut batv_keyring,
+    errbuf: *mut c_char,
+    errbuf_len: usize,
+) -> batv_result {
+    // SAFETY: the caller's contract covers every pointer.
+    unsafe {
+        with_errbuf(errbuf, errbuf_len, |err| {
+            ffi_boundary! {
+                let out = try_mut(keyring_out)?;
+                *out = core::ptr::null_mut();
+                if path.is_null() {
+                    return Err(BATV_RESULT_NULL_ARGUMENT);
+                }
+                let path = Path::new(OsStr::from_bytes(core::ffi::CStr::from_ptr(path).to_bytes()));
+                *out = new_keyring(Keyring::load(path), err)?;
+                BATV_RESULT_OK
+            }
+        })
+    }
+}
+
+/// Parses keyring text (SPEC section 8): `text_len` octets at `text`, which need not be
+/// NUL-terminated. No permission check is made (that belongs to files).
+///
+/// On success `*keyring_out` is a new keyring that the caller owns and releases with
+/// `batv_keyring_free`; on failure it is set to NULL. The text is not kept: the caller may
+/// overwrite it (it holds secrets) as soon as this returns.
+///
+/// Returns `BATV_RESULT_OK`, `BATV_RESULT_NULL_ARGUMENT` or `BATV_RESULT_KEYRING_INVALID` (also
+/// for text that is not UTF-8). Use `batv_keyring_parse_ex` for the message with the line.
+///
+/// # Safety
+/// `text` is NULL or points to `text_len` readable octets; `keyring_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn batv_keyring_parse(
+    text: *const c_char,
+    text_len: usize,
+    keyring_out: *mut *mut batv_keyring,
+) -> batv_result {
+    // SAFETY: forwarded under the same contract; no error buffer.
+    unsafe { batv_keyring_parse_ex(text, text_len, keyring_out, core::ptr::null_mut(), 0) }
+}
+
+/// `batv_keyring_parse`, and on failure a message naming the line in `errbuf`, under the rules of
+/// `batv_keyring_load_ex`.
+///
+/// # Safety
+/// As `batv_keyring_parse`; `errbuf` is NULL or points to `errbuf_len` writable octets.
+#[no_mangle]
+pub unsafe extern "C" fn batv_keyring_parse_ex(
+    text: *const c_char,
+    text_len: usize,
+    keyring_out: *mut *mut batv_keyring,
+    errbuf: *mut c_char,
+    errbuf_len: usize,
+) -> batv_result {
+    // SAFETY: the caller's contract covers every pointer.
+    unsafe {
+        with_errbuf(errbuf, errbuf_len, |err| {
+            ffi_boundary! {
+                let out = try_mut(keyring_out)?;
+                *out = core::ptr::null_mut();
+                if text.is_null() {
+                    return Err(BATV_RESULT_NULL_ARGUMENT);
+                }
+                let bytes = core::slice::from_raw_parts(text.cast::<u8>(), text_len);
+                let parsed = match core::str::from_utf8(bytes) {
+                    Ok(t) => Keyring::parse(t),
+                    Err(e) => Err(KeyringError {
+                        path: None,
+                        line: Some(line_of_offset(bytes, e.valid_up_to())),
+                        kind: KeyringErrorKind::NotUtf8,
+                    }),
+                };
+                *out = new_keyring(parsed, err)?;
+                BATV_RESULT_OK
+            }
+        })
+    }
+}
+
+/// Releases a keyring. NULL is allowed and does nothing. The keyring's secrets are wiped from
+/// memory. No thread may use the keyring after (or while) it is freed.
+///
+/// # Safety
+/// `keyring` is NULL or a keyring from `batv_keyring_load`/`batv_keyring_parse`, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn batv_keyring_free(keyring: *mut batv_keyring) {
+    crate::boundary::guard((), || {
+        if !keyring.is_null() {
+            // SAFETY: made by Box::into_raw in new_keyring and not freed yet (caller contract).
+            drop(unsafe { Box::from_raw(keyring) });
+        }
+    })
+}
+
+/// Signs an envelope sender (SPEC section 5) as of `now` (`BATV_NOW` for the system clock).
+///
+/// On `BATV_RESULT_OK`, `buf` holds the address to use as `MAIL FROM`, NUL-terminated, and
+/// `*out_len` its length without the NUL. That is the signed address, or the address itself,
+/// unchanged, for the null sender `""` and for an address that is already tagged. Signing is
+/// deterministic for an address, key and day, and never allocates memory.
+///
+/// Errors: `BATV_RESULT_NOT_AN_ADDRESS` (unqualified: no `@`, empty local part or domain, or a
+/// control character) and `BATV_RESULT_TOO_LONG` (the signed form would exceed 254 octets):
+/// send the message with the address untagged. `BATV_RESULT_BUFFER_TOO_SMALL`,
+/// `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_NOT_UTF8`, `BATV_RESULT_PANIC` as everywhere.
+///
+/// Buffer protocol (the same for every function with `buf, buf_len, out_len`): `out_len` must
+/// not be NULL. On OK, `*out_len` is the string length (`strlen(buf)`). On
+/// `BATV_RESULT_BUFFER_TOO_SMALL`, `*out_len` is the length needed *without* the NUL, so call
+/// again with a buffer of at least `*out_len + 1` octets; `buf` is then the empty string (when
+/// `buf_len > 0`). `buf` may be NULL only when `buf_len` is 0, to ask for the length. On any
+/// other result, `*out_len` is 0 and `buf` is the empty string. A buffer of `BATV_ADDRESS_MAX`
+/// octets always suffices.
+///
+/// # Safety
+/// `keyring` is NULL or a live keyring; `address` is NULL or NUL-terminated; `buf` is NULL or
+/// `buf_len` writable octets; `out_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn batv_sign(
+    keyring: *const batv_keyring,
+    address: *const c_char,
+    now: i64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract covers every pointer.
+        let (keyring, address, mut out) = unsafe {
+            (try_ref(keyring)?, try_str(address)?, Output::new(buf, buf_len, out_len)?)
+        };
+        let room = out.room();
+        match keyring.keyring.sign_into(address, resolve(now), room) {
+            Ok(Signed::Written(n)) => out.written(n),
+            Ok(Signed::Unchanged) => out.copy(address.as_bytes()),
+            Err(SignError::BufferTooSmall { needed }) => out.too_small(needed),
+            Err(SignError::Address(p)) => out.fail(match p {
+                AddressProblem::TooLong { .. } => BATV_RESULT_TOO_LONG,
+                AddressProblem::NoAt
+                | AddressProblem::EmptyLocalPart
+                | AddressProblem::EmptyDomain
+                | AddressProblem::ControlCharacter => BATV_RESULT_NOT_AN_ADDRESS,
+            }),
+        }
+    }
+}
+
+/// Verifies a tagged address (SPEC section 6) as of `now` (`BATV_NOW` for the system clock).
+///
+/// Returns `BATV_RESULT_OK` when the tag is valid, with the original (untagged) address in
+/// `buf`; otherwise the outcome: `BATV_RESULT_UNTAGGED`, `BATV_RESULT_MALFORMED` (this includes
+/// tagged addresses over 254 octets), `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE` or
+/// `BATV_RESULT_EXPIRED`, with the empty string in `buf`. An outcome is reported even when the
+/// buffer is too small; `BATV_RESULT_BUFFER_TOO_SMALL` only comes with a valid tag. Never
+/// allocates memory. Buffer protocol and other errors: see `batv_sign`.
+///
+/// # Safety
+/// As `batv_sign`.
+#[no_mangle]
+pub unsafe extern "C" fn batv_verify(
+    keyring: *const batv_keyring,
+    address: *const c_char,
+    now: i64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract covers every pointer.
+        let (keyring, address, mut out) = unsafe {
+            (try_ref(keyring)?, try_str(address)?, Output::new(buf, buf_len, out_len)?)
+        };
+        match keyring.keyring.verify_at(address, resolve(now)) {
+            Ok(original) => match original.copy_to(out.room()) {
+                Ok(n) => out.written(n),
+                Err(needed) => out.too_small(needed),
+            },
+            Err(e) => out.fail(outcome_result(e.outcome())),
+        }
+    }
+}
+
+/// The original address of a tagged address, without verifying anything (for allow-lists and
+/// logs); the address itself when it is untagged or its tag is malformed. Nested tags are all
+/// removed. Needs no keyring.
+///
+/// Returns `BATV_RESULT_OK`, or `BATV_RESULT_TOO_LONG` for an address over 254 octets (so that
+/// `BATV_ADDRESS_MAX` always suffices). Buffer protocol and other errors: see `batv_sign`.
+///
+/// # Safety
+/// `address` is NULL or NUL-terminated; `buf` is NULL or `buf_len` writable octets; `out_len`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn batv_strip(
+    address: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract covers every pointer.
+        let (address, mut out) = unsafe { (try_str(address)?, Output::new(buf, buf_len, out_len)?) };
+        if address.len() > MAX_ADDRESS_LEN {
+            return Err(out.fail(BATV_RESULT_TOO_LONG));
+        }
+        out.copy(batv_core::strip(address).as_bytes())
+    }
+}
+
+/// Decides one recipient of one SMTP transaction with the default bounce policy (SPEC section
+/// 7): no exemptions, the null sender and `mailer-daemon@` senders are bounces, no monitor
+/// mode. Use a `batv_policy` and `batv_policy_check` for exemptions or monitor mode.
+///
+/// `sender` is the envelope sender (`MAIL FROM`), `""` or `"<>"` for the null sender;
+/// `recipient` is the envelope recipient (`RCPT TO`) without angle brackets.
+///
+/// - `BATV_RESULT_OK`: accept. `buf` holds the address to deliver to: the original address
+///   when the recipient carries a valid tag, else the recipient itself.
+/// - `BATV_RESULT_UNTAGGED` (a bounce to an untagged address), `BATV_RESULT_MALFORMED`,
+///   `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE`, `BATV_RESULT_EXPIRED`: reject.
+///   `buf` holds the SMTP reply to send, for example
+///   `550 5.7.1 Bounce rejected: invalid BATV signature` (no CRLF).
+///   A tagged recipient is checked whatever the sender: a tag that does not verify is rejected
+///   even on ordinary mail.
+/// - `BATV_RESULT_TOO_LONG`: the recipient is over 254 octets, which no valid SMTP path is;
+///   nothing was decided.
+/// - `BATV_RESULT_BUFFER_TOO_SMALL`: nothing was decided for you; call again with
+///   `BATV_ADDRESS_MAX` octets. Other errors (`NULL_ARGUMENT`, `NOT_UTF8`, `PANIC`) mean no
+///   decision either: tempfail (451) rather than reject.
+///
+/// Buffer protocol: see `batv_sign`.
+///
+/// # Safety
+/// `keyring` is NULL or a live keyring; `sender` and `recipient` are NULL or NUL-terminated;
+/// `buf` is NULL or `buf_len` writable octets; `out_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn batv_check_bounce(
+    keyring: *const batv_keyring,
+    sender: *const c_char,
+    recipient: *const c_char,
+    now: i64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> batv_result {
+    static DEFAULT: std::sync::OnceLock<batv_policy> = std::sync::OnceLock::new();
+    let policy = DEFAULT.get_or_init(|| batv_policy { policy: Policy::new() });
+    // SAFETY: forwarded under the same contract; the policy is a live static.
+    unsafe {
+        batv_policy_check(
+            policy,
+            keyring,
+            sender,
+            recipient,
+            now,
+            core::ptr::null_mut(),
+            buf,
+            buf_len,
+            out_len,
+        )
+    }
+}
+
+/// Makes a bounce policy with the defaults: no exemptions, the null sender and `mailer-daemon`
+/// senders are bounces, monitor mode off. The caller owns `*policy_out` and releases it with
+/// `batv_policy_free`.
+///
+/// Returns `BATV_RESULT_OK` or `BATV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `policy_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn batv_policy_new(policy_out: *mut *mut batv_policy) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract.
+        let out = unsafe { try_mut(policy_out) }?;
+        *out = Box::into_raw(Box::new(batv_policy { policy: Policy::new() }));
+        BATV_RESULT_OK
+    }
+}
+
+/// Adds an exemption: untagged bounces to matching recipients are accepted. `pattern` is
+/// `user@domain` (one address), `@domain` (a whole domain) or `user@` (a local part in every
+/// domain), compared ASCII case-insensitively. Use it for VERP list returns, DMARC report
+/// addresses and systems whose mail does not pass this signer.
+///
+/// Returns `BATV_RESULT_OK`, `BATV_RESULT_BAD_PATTERN` (the policy is unchanged),
+/// `BATV_RESULT_NULL_ARGUMENT` or `BATV_RESULT_NOT_UTF8`.
+///
+/// # Safety
+/// `policy` is NULL or a live policy that no other thread uses meanwhile; `pattern` is NULL or
+/// NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn batv_policy_add_exempt(
+    policy: *mut batv_policy,
+    pattern: *const c_char,
+) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract.
+        let (policy, pattern) = unsafe { (try_mut(policy)?, try_str(pattern)?) };
+        policy.policy = policy.policy.clone().exempt(pattern).map_err(|_| BATV_RESULT_BAD_PATTERN)?;
+        BATV_RESULT_OK
+    }
+}
+
+/// Replaces the local parts whose senders count as bounces (besides the null sender, which
+/// always does): `count` NUL-terminated strings at `local_parts`, compared ASCII
+/// case-insensitively at any domain. The default is `mailer-daemon`. `count` 0 (with
+/// `local_parts` NULL or not) leaves only the null sender. The strings are copied.
+///
+/// Returns `BATV_RESULT_OK`, `BATV_RESULT_BAD_PATTERN` (one is empty or contains `@`; the policy
+/// is unchanged), `BATV_RESULT_NULL_ARGUMENT` (also for a NULL element) or
+/// `BATV_RESULT_NOT_UTF8`.
+///
+/// # Safety
+/// `policy` is NULL or a live policy that no other thread uses meanwhile; `local_parts` is NULL
+/// or points to `count` pointers, each NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn batv_policy_set_bounce_local_parts(
+    policy: *mut batv_policy,
+    local_parts: *const *const c_char,
+    count: usize,
+) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract.
+        let policy = unsafe { try_mut(policy) }?;
+        let pointers: &[*const c_char] = if count == 0 {
+            &[]
+        } else if local_parts.is_null() {
+            return Err(BATV_RESULT_NULL_ARGUMENT);
+        } else {
+            // SAFETY: non-NULL and `count` readable pointers by the caller's contract.
+            unsafe { core::slice::from_raw_parts(local_parts, count) }
+        };
+        let mut parts = Vec::with_capacity(count);
+        for &p in pointers {
+            // SAFETY: each element is NULL or NUL-terminated by the caller's contract.
+            parts.push(unsafe { try_str(p) }?);
+        }
+        policy.policy =
+            policy.policy.clone().bounce_local_parts(parts).map_err(|_| BATV_RESULT_BAD_PATTERN)?;
+        BATV_RESULT_OK
+    }
+}
+
+/// Turns monitor mode on (`true`) or off: in monitor mode every reject becomes an accept, and
+/// the verdict keeps the reason (`monitored` is true), for a trial period.
+///
+/// Returns `BATV_RESULT_OK` or `BATV_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `policy` is NULL or a live policy that no other thread uses meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn batv_policy_set_monitor(policy: *mut batv_policy, on: bool) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract.
+        let policy = unsafe { try_mut(policy) }?;
+        policy.policy = policy.policy.clone().monitor(on);
+        BATV_RESULT_OK
+    }
+}
+
+/// Releases a policy. NULL is allowed and does nothing.
+///
+/// # Safety
+/// `policy` is NULL or a policy from `batv_policy_new`, not yet freed, that no thread uses.
+#[no_mangle]
+pub unsafe extern "C" fn batv_policy_free(policy: *mut batv_policy) {
+    crate::boundary::guard((), || {
+        if !policy.is_null() {
+            // SAFETY: made by Box::into_raw in batv_policy_new and not freed (caller contract).
+            drop(unsafe { Box::from_raw(policy) });
+        }
+    })
+}
+
+/// Decides one recipient of one SMTP transaction with `policy` (SPEC section 7), as of `now`
+/// (`BATV_NOW` for the system clock).
+///
+/// Results and `buf` as for `batv_check_bounce`: `BATV_RESULT_OK` to accept (the address to
+/// deliver to in `buf`), a verification outcome code to reject (the SMTP reply in `buf`). In
+/// monitor mode every decision is `BATV_RESULT_OK`; `verdict_out->monitored` tells which would
+/// have been rejected, and `buf` holds the recipient with its tag stripped.
+///
+/// `verdict_out` may be NULL. Otherwise it is filled in whenever a decision was made: on OK, on
+/// a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `policy` is NULL or a live policy; `verdict_out` is NULL or writable; the other arguments as
+/// for `batv_check_bounce`.
+#[no_mangle]
+pub unsafe extern "C" fn batv_policy_check(
+    policy: *const batv_policy,
+    keyring: *const batv_keyring,
+    sender: *const c_char,
+    recipient: *const c_char,
+    now: i64,
+    verdict_out: *mut batv_verdict,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> batv_result {
+    ffi_boundary! {
+        // SAFETY: the caller's contract covers every pointer.
+        let (policy, keyring, sender, recipient, verdict_out, mut out) = unsafe {
+            (
+                try_ref(policy)?,
+                try_ref(keyring)?,
+                try_str(sender)?,
+                try_str(recipient)?,
+                verdict_out.as_mut(),
+                Output::new(buf, buf_len, out_len)?,
+            )
+        };
+        if recipient.len() > MAX_ADDRESS_LEN {
+            return Err(out.fail(BATV_RESULT_TOO_LONG));
+        }
+        let v = policy.policy.check(&keyring.keyring, sender, recipient, resolve(now));
+        if let Some(slot) = verdict_out {
+            *slot = batv_verdict {
+                accepted: v.accepted,
+                monitored: v.monitored,
+                reason: reason_code(v.reason),
+                reason_word: reason_word(v.reason),
+                smtp_reply: v.smtp_reply.map_or(core::ptr::null(), |_| smtp_reply(v.reason)),
+            };
+        }
+        let (code, text) = if v.accepted {
+            (BATV_RESULT_OK, v.deliver_to.unwrap_or_default())
+        } else {
+            (reject_result(v.reason), v.smtp_reply.unwrap_or_default().to_owned())
+        };
+        match out.copy(text.as_bytes()) {
+            BATV_RESULT_OK => code,
+            other => other,
+        }
+    }
+}
+
+/// The caller's `buf, buf_len, out_len` triple, enforcing the buffer protocol of `batv_sign`.
+struct Output<'a> {
+    buf: &'a mut [u8],
+    out_len: &'a mut usize,
+}
+
+impl<'a> Output<'a> {
+    /// Checks the pointers and starts from "nothing written": `*out_len` 0 and `buf` empty.
+    unsafe fn new(
+        buf: *mut c_char,
+        buf_len: usize,
+        out_len: *mut usize,
+    ) -> Result<Output<'a>, batv_result> {
+        // SAFETY: forwarded caller contract.
+        let (out_len, buf) = unsafe { (try_mut(out_len)?, try_buf(buf, buf_len)?) };
+        *out_len = 0;
+        if let Some(first) = buf.first_mut() {
+            *first = 0;
+        }
+        Ok(Output { buf, out_len })
+    }
+
+    /// The octets a string may use: all but the one kept for the NUL.
+    fn room(&mut self) -> &mut [u8] {
+        let n = self.buf.len().saturating_sub(1);
+        &mut self.buf[..n]
+    }
+
+    /// `n` octets were written into `room()`: terminate them.
+    fn written(&mut self, n: usize) -> batv_result {
+        self.buf[n] = 0;
+        *self.out_len = n;
+        BATV_RESULT_OK
+    }
+
+    fn copy(&mut self, s: &[u8]) -> batv_result {
+        match self.room().get_mut(..s.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(s);
+                self.written(s.len())
+            }
+            None => self.too_small(s.len()),
+        }
+    }
+
+    fn too_small(&mut self, needed: usize) -> batv_result {
+        if let Some(first) = self.buf.first_mut() {
+            *first = 0;
+        }
+        *self.out_len = needed;
+        BATV_RESULT_BUFFER_TOO_SMALL
+    }
+
+    fn fail(&mut self, code: batv_result) -> batv_result {
+        if let Some(first) = self.buf.first_mut() {
+            *first = 0;
+        }
+        *self.out_len = 0;
+        code
+    }
+}
+
+fn resolve(now: i64) -> i64 {
+    if now == BATV_NOW {
+        batv_core::unix_now()
+    } else {
+        now
+    }
+}
+
+fn outcome_result(o: Outcome) -> batv_result {
+    match o {
+        Outcome::Valid => BATV_RESULT_OK,
+        Outcome::Untagged => BATV_RESULT_UNTAGGED,
+        Outcome::Malformed => BATV_RESULT_MALFORMED,
+        Outcome::UnknownKey => BATV_RESULT_UNKNOWN_KEY,
+        Outcome::BadSignature => BATV_RESULT_BAD_SIGNATURE,
+        Outcome::Expired => BATV_RESULT_EXPIRED,
+    }
+}
+
+/// The result code of a rejecting reason (the accepting ones never reach here).
+fn reject_result(r: Reason) -> batv_result {
+    match r {
+        Reason::Untagged => BATV_RESULT_UNTAGGED,
+        Reason::Malformed => BATV_RESULT_MALFORMED,
+        Reason::UnknownKey => BATV_RESULT_UNKNOWN_KEY,
+        Reason::BadSignature => BATV_RESULT_BAD_SIGNATURE,
+        Reason::Expired => BATV_RESULT_EXPIRED,
+        Reason::Valid | Reason::Exempt | Reason::NotBounce => BATV_RESULT_OK,
+    }
+}
+
+fn reason_code(r: Reason) -> batv_reason {
+    use batv_reason::*;
+    match r {
+        Reason::Valid => BATV_REASON_VALID,
+        Reason::Exempt => BATV_REASON_EXEMPT,
+        Reason::NotBounce => BATV_REASON_NOT_BOUNCE,
+        Reason::Untagged => BATV_REASON_UNTAGGED,
+        Reason::Malformed => BATV_REASON_MALFORMED,
+        Reason::UnknownKey => BATV_REASON_UNKNOWN_KEY,
+        Reason::BadSignature => BATV_REASON_BAD_SIGNATURE,
+        Reason::Expired => BATV_REASON_EXPIRED,
+    }
+}
+
+/// Every reason, in `batv_reason` order.
+const REASONS: [Reason; 8] = [
+    Reason::Valid,
+    Reason::Exempt,
+    Reason::NotBounce,
+    Reason::Untagged,
+    Reason::Malformed,
+    Reason::UnknownKey,
+    Reason::BadSignature,
+    Reason::Expired,
+];
+
+/// The core's reason words and SMTP replies, NUL-terminated for C, in `batv_reason` order;
+/// built once, on first use, so the text lives in one place (the core).
+static REASON_TEXT: std::sync::LazyLock<Vec<(std::ffi::CString, Option<std::ffi::CString>)>> =
+    std::sync::LazyLock::new(|| {
+        let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+        REASONS.iter().map(|r| (c(r.as_str()), r.smtp_reply().map(c))).collect()
+    });
+
+fn reason_word(r: Reason) -> *const c_char {
+    REASON_TEXT.get(reason_code(r) as usize).map_or(c"".as_ptr(), |(w, _)| w.as_ptr())
+}
+
+fn smtp_reply(r: Reason) -> *const c_char {
+    REASON_TEXT
+        .get(reason_code(r) as usize)
+        .and_then(|(_, reply)| reply.as_ref())
+        .map_or(core::ptr::null(), |reply| reply.as_ptr())
+}
+
+/// Boxes a loaded keyring for C, or maps the error to its code and message.
+fn new_keyring(
+    loaded: Result<Keyring, KeyringError>,
+    err: &mut ErrorText,
+) -> Result<*mut batv_keyring, batv_result> {
+    match loaded {
+        Ok(keyring) => Ok(Box::into_raw(Box::new(batv_keyring { keyring }))),
+        Err(e) => {
+            err.message = Some(e.to_string());
+            Err(keyring_result(&e.kind))
+        }
+    }
+}
+
+fn keyring_result(kind: &KeyringErrorKind) -> batv_result {
+    use KeyringErrorKind::*;
+    match kind {
+        Io(_) | NotAFile | NoRandomness => BATV_RESULT_KEYRING_IO,
+        InsecurePermissions { .. } => BATV_RESULT_KEYRING_INSECURE,
+        // Syntax errors and unusable contents (no key, no sign-key): the administrator edits
+        // the file in both cases, so one code serves; the message says which.
+        _ => BATV_RESULT_KEYRING_INVALID,
+    }
+}
+
+/// The 1-based line holding octet `offset`.
+fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The message a keyring call leaves for its `errbuf`.
+#[derive(Default)]
+struct ErrorText {
+    message: Option<String>,
+}
+
+/// Runs a keyring call and writes its message into the caller's optional `errbuf`: the keyring
+/// error, the `batv_strerror` text for other failures, the empty string on success.
+///
+/// # Safety
+/// `errbuf` is NULL or points to `errbuf_len` writable octets.
+unsafe fn with_errbuf(
+    errbuf: *mut c_char,
+    errbuf_len: usize,
+    call: impl FnOnce(&mut ErrorText) -> batv_result,
+) -> batv_result {
+    let mut err = ErrorText::default();
+    let code = call(&mut err);
+    crate::boundary::guard((), || {
+        // SAFETY: the caller's contract; NULL means no message is wanted.
+        let Ok(buf) = (unsafe { try_buf(errbuf, errbuf_len) }) else { return };
+        let Some(last) = buf.len().checked_sub(1) else { return };
+        let text: &str = match (&err.message, code) {
+            (_, BATV_RESULT_OK) => "",
+            (Some(m), _) => m,
+            (None, c) => message(c as u32).to_str().unwrap_or_default(),
+        };
+        let mut n = text.len().min(last);
+        while !text.is_char_boundary(n) {
+            n -= 1;
+        }
+        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+        buf[n] = 0;
+    });
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_reply_copies_equal_the_core() {
+        for (i, r) in REASONS.into_iter().enumerate() {
+            assert_eq!(reason_code(r) as usize, i, "REASONS is in batv_reason order");
+            // SAFETY: reason_word returns a static NUL-terminated string.
+            let word = unsafe { core::ffi::CStr::from_ptr(reason_word(r)) };
+            assert_eq!(word.to_str().ok(), Some(r.as_str()));
+            let reply = smtp_reply(r);
+            match r.smtp_reply() {
+                None => assert!(reply.is_null(), "{r}"),
+                Some(s) => {
+                    // SAFETY: non-NULL replies are static NUL-terminated strings.
+                    let c = unsafe { core::ffi::CStr::from_ptr(reply) };
+                    assert_eq!(c.to_str().ok(), Some(s));
+                    assert!(s.len() < BATV_ADDRESS_MAX, "reply fits BATV_ADDRESS_MAX: {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_code_has_its_own_message() {
+        let mut seen = std::collections::HashSet::new();
+        for c in batv_result::ALL.map(|r| r as u32) {
+            let m = message(c);
+            assert_ne!(m, c"unknown batv_result code", "code {c}");
+            assert!(seen.insert(m), "code {c} shares its message");
+        }
+        assert_eq!(message(6), c"unknown batv_result code");
+        assert_eq!(message(u32::MAX), c"unknown batv_result code");
+    }
+}
