@@ -1,1 +1,322 @@
-fn main() {}
+//! The `batv` command: sign, verify, strip and check BATV (`prvs=`) addresses from the command
+//! line or from standard input, for mail administrators and their scripts.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod commands;
+mod input;
+mod keyfile;
+
+use batv_core::{Policy, Scheme};
+use clap::{Parser, Subcommand, ValueEnum};
+use commands::Clock;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  every address was handled: signed, valid, stripped or accepted
+  1  at least one was not: an address that cannot be signed, a tag that is not valid, a
+     rejected recipient, or an input line that is not an address (it still gets its output
+     line, so output stays line by line with input; the reason goes to standard error)
+  2  nothing useful was done: a usage error, a missing, unreadable or insecure keyring, or an
+     input/output error
+
+The keyring is --keys FILE, else $BATV_KEYS, else ./batv.keys. With no ADDRESS arguments,
+addresses are read from standard input, one per line (\\n or \\r\\n).";
+
+/// BATV (prvs=) bounce address tags: sign envelope senders, verify and strip tags on bounce
+/// recipients, and decide whether to accept a bounce.
+#[derive(Parser)]
+#[command(
+    name = "batv",
+    version,
+    after_help = EXIT_CODES,
+    long_about = "BATV (Bounce Address Tag Validation, the prvs= scheme) signs every outgoing \
+envelope sender with a short tag that expires, user@example.com -> \
+prvs=1790c1c5ba=user@example.com, and rejects bounces whose recipient carries no valid tag: \
+the backscatter of mail that forged your users' addresses.\n\n\
+Every command takes addresses as arguments, or reads them from standard input one per line \
+when none are given, and prints one line per address."
+)]
+struct Cli {
+    /// The keyring file (secret keys; must not be readable by other users) [default:
+    /// $BATV_KEYS when set and not empty, else ./batv.keys]
+    #[arg(long, global = true, value_name = "FILE")]
+    keys: Option<PathBuf>,
+
+    /// Act as if the time were this (Unix seconds, may be negative), for replays and tests.
+    #[arg(
+        long,
+        global = true,
+        value_name = "UNIX_SECONDS",
+        allow_negative_numbers = true
+    )]
+    now: Option<i64>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the keyring file (mode 0600), or add a new signing key to it with --rotate.
+    #[command(
+        long_about = "Create the keyring file with one new random key (32 bytes from the \
+operating system), mode 0600. An existing keyring is never overwritten.\n\n\
+With --rotate, add a new key under the next key number (9 wraps to 0) and make it the key \
+that signs. The old keys keep verifying the tags already sent; delete an old key's line only \
+after lifetime + skew days (8 by default). The file is replaced atomically and keeps its owner, \
+group and permissions (so an MTA group that may read it still can). Standard error says which \
+key was added, and whether it replaced an old key with the same number.",
+        after_help = "Exit status: 0 done; 2 the keyring exists (without --rotate), is missing \
+(with --rotate), is invalid or insecure, or cannot be written."
+    )]
+    Keygen {
+        /// Add a new signing key to the existing keyring instead of creating one.
+        #[arg(long)]
+        rotate: bool,
+        /// MAC scheme of the new keyring's key: hmac-sha256 (default; case-insensitive
+        /// addresses) or hmac-sha1 (Exim ${prvs} compatible). A rotation keeps the signing
+        /// key's scheme.
+        #[arg(long, value_enum, conflicts_with = "rotate")]
+        scheme: Option<SchemeName>,
+    },
+
+    /// Sign envelope senders: print each address with its prvs= tag.
+    #[command(
+        long_about = "Sign envelope senders: print each address with a prvs= tag made by the \
+keyring's sign key, one per line. The null sender (an empty line) and addresses that already \
+carry a tag are printed unchanged. An address that cannot be signed (no @, empty local part or \
+domain, a control character, not UTF-8, or over 254 octets once signed) gets an empty output \
+line and a message on standard error naming its line; send such mail untagged.\n\n\
+If the keyring file does not exist, sign creates a new one (mode 0600) and says so on standard \
+error: a new installation needs no set-up.",
+        after_help = "Exit status: 0 every address signed (or passed unchanged); 1 some could \
+not be signed; 2 keyring or usage error.\n\nExample: batv sign user@example.com\n  \
+prvs=1790c1c5ba=user@example.com"
+    )]
+    Sign {
+        /// Addresses to sign; none means standard input, one per line.
+        #[arg(value_name = "ADDRESS")]
+        addresses: Vec<OsString>,
+    },
+
+    /// Verify tagged addresses: print the original address when valid, else the outcome.
+    #[command(
+        long_about = "Verify tagged addresses (bounce recipients): print the original address \
+when the tag is valid, otherwise the outcome word: untagged, malformed, unknown-key, \
+bad-signature or expired. A line that is not UTF-8 is malformed.",
+        after_help = "Exit status: 0 every address valid; 1 at least one was not; 2 keyring or \
+usage error."
+    )]
+    Verify {
+        /// Addresses to verify; none means standard input, one per line.
+        #[arg(value_name = "ADDRESS")]
+        addresses: Vec<OsString>,
+    },
+
+    /// Print the outcome word for each address (valid, untagged, expired, ...).
+    #[command(
+        long_about = "Print one outcome word per address: valid, untagged, malformed, \
+unknown-key, bad-signature or expired. A line that is not UTF-8 is malformed. Unlike verify, \
+this reports and does not judge: the exit status is 0 whatever the outcomes.",
+        after_help = "Exit status: 0 an outcome was printed for every address; 2 keyring or \
+usage error."
+    )]
+    Status {
+        /// Addresses to classify; none means standard input, one per line.
+        #[arg(value_name = "ADDRESS")]
+        addresses: Vec<OsString>,
+    },
+
+    /// Remove prvs= tags without verifying them (for allow-lists and logs).
+    #[command(
+        long_about = "Print the original address of each tagged address without verifying \
+anything, for allow-lists, logs and statistics; an untagged address is printed unchanged. \
+Needs no keyring.",
+        after_help = "Exit status: 0 every line stripped; 1 some line was not text (not UTF-8, \
+a control character, or too long) and got an empty output line; 2 usage error."
+    )]
+    Strip {
+        /// Addresses to strip; none means standard input, one per line.
+        #[arg(value_name = "ADDRESS")]
+        addresses: Vec<OsString>,
+    },
+
+    /// Decide one SMTP recipient: accept or reject a bounce to an untagged or badly tagged address.
+    #[command(
+        long_about = "Apply the bounce policy to one SMTP transaction: for each recipient, \
+print a tab-separated verdict line:\n\n  \
+accept<TAB>REASON<TAB>DELIVER-TO\n  \
+reject<TAB>REASON<TAB>SMTP-REPLY\n\n\
+A tagged recipient is accepted when its tag is valid (deliver to the original address) and \
+rejected otherwise. An untagged recipient is accepted when it is exempt or the sender is not a \
+bounce; a bounce (the null sender <> or a mailer-daemon@ sender) to an untagged recipient is \
+rejected: that is backscatter. REASON is valid, exempt, not-bounce, untagged, malformed, \
+unknown-key, bad-signature or expired.\n\n\
+With --monitor nothing is rejected: such lines read accept, the reason, the address, and a \
+fourth field saying what would have been rejected, for a trial period.",
+        after_help = "Exit status: 0 every recipient accepted; 1 at least one rejected (or not \
+an address); 2 keyring or usage error.\n\nExample: batv check --sender '' --recipient \
+user@example.com\n  reject\tuntagged\t550 5.7.1 Bounce rejected: ..."
+    )]
+    Check {
+        /// The envelope sender (MAIL FROM); '' or '<>' for the null sender of a bounce.
+        #[arg(long, value_name = "SENDER")]
+        sender: OsString,
+        /// A recipient (RCPT TO); repeat for several. None means standard input, one per line.
+        #[arg(long = "recipient", value_name = "RECIPIENT")]
+        recipients: Vec<OsString>,
+        /// Accept untagged bounces to this address: user@domain, @domain (a whole domain) or
+        /// user@ (a local part in every domain); repeatable. For list VERP returns, DMARC
+        /// report addresses, and mail that does not pass this signer.
+        #[arg(long, value_name = "PATTERN")]
+        exempt: Vec<String>,
+        /// A sender local part that marks a bounce besides the null sender; repeatable, and it
+        /// replaces the default (mailer-daemon), so name that too if you want to keep it.
+        #[arg(long = "bounce-local-part", value_name = "LOCAL_PART")]
+        bounce_local_parts: Vec<String>,
+        /// Accept what would be rejected, and say so: for a trial period.
+        #[arg(long)]
+        monitor: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemeName {
+    #[value(name = "hmac-sha256")]
+    HmacSha256,
+    #[value(name = "hmac-sha1")]
+    HmacSha1,
+}
+
+impl From<SchemeName> for Scheme {
+    fn from(s: SchemeName) -> Scheme {
+        match s {
+            SchemeName::HmacSha256 => Scheme::HmacSha256,
+            SchemeName::HmacSha1 => Scheme::HmacSha1,
+        }
+    }
+}
+
+/// Why the command could not do its job (exit 2).
+#[derive(Debug)]
+pub enum Fatal {
+    /// Printed as `batv: MESSAGE` on standard error.
+    Message(String),
+    /// Standard output was closed by its reader (`batv sign | head`): stop without a word.
+    Quiet,
+}
+
+impl Fatal {
+    /// A failed write to standard output.
+    pub fn writing(e: io::Error) -> Fatal {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Fatal::Quiet
+        } else {
+            Fatal::Message(format!("cannot write standard output: {e}"))
+        }
+    }
+}
+
+/// Writes `batv: MESSAGE` on standard error. A failing standard error is not worth a panic.
+pub fn say(message: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "batv: {message}");
+}
+
+fn main() -> ExitCode {
+    // clap exits 2 on a usage error and 0 for --help and --version.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(Fatal::Quiet) => ExitCode::from(2),
+        Err(Fatal::Message(m)) => {
+            say(format_args!("{m}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<bool, Fatal> {
+    let keys = keyring_path(cli.keys)?;
+    let keys = keys.as_path();
+    let clock = Clock(cli.now);
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(input::IO_CHUNK, stdout.lock());
+    let result = match &cli.command {
+        Command::Keygen { rotate: true, .. } => keyfile::keygen_rotate(keys).map(|()| true),
+        Command::Keygen {
+            rotate: false,
+            scheme,
+        } => keyfile::keygen_new(keys, scheme.map_or(Scheme::HmacSha256, Scheme::from))
+            .map(|()| true),
+        Command::Sign { addresses } => {
+            let keyring = keyfile::load_or_create(keys)?;
+            commands::sign(&keyring, clock, addresses, &mut out)
+        }
+        Command::Verify { addresses } => {
+            commands::verify(&keyfile::load(keys)?, clock, addresses, &mut out)
+        }
+        Command::Status { addresses } => {
+            commands::status(&keyfile::load(keys)?, clock, addresses, &mut out)
+        }
+        Command::Strip { addresses } => commands::strip(addresses, &mut out),
+        Command::Check {
+            sender,
+            recipients,
+            exempt,
+            bounce_local_parts,
+            monitor,
+        } => {
+            let sender = sender
+                .to_str()
+                .ok_or_else(|| Fatal::Message("--sender is not UTF-8 text".into()))?;
+            let policy = build_policy(exempt, bounce_local_parts, *monitor)?;
+            let keyring = keyfile::load(keys)?;
+            commands::check(&keyring, &policy, clock, sender, recipients, &mut out)
+        }
+    }?;
+    out.flush().map_err(Fatal::writing)?;
+    Ok(result)
+}
+
+/// `--keys FILE`, else `$BATV_KEYS` unless it is empty, else `./batv.keys`.
+fn keyring_path(option: Option<PathBuf>) -> Result<PathBuf, Fatal> {
+    match option {
+        Some(p) if p.as_os_str().is_empty() => {
+            Err(Fatal::Message("--keys names an empty path".into()))
+        }
+        Some(p) => Ok(p),
+        None => Ok(std::env::var_os("BATV_KEYS")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("./batv.keys"), PathBuf::from)),
+    }
+}
+
+fn build_policy(
+    exempt: &[String],
+    bounce_local_parts: &[String],
+    monitor: bool,
+) -> Result<Policy, Fatal> {
+    let mut policy = Policy::new().monitor(monitor);
+    for pattern in exempt {
+        policy = policy
+            .exempt(pattern)
+            .map_err(|e| Fatal::Message(format!("--exempt {pattern:?}: {e}")))?;
+    }
+    if !bounce_local_parts.is_empty() {
+        policy = policy.bounce_local_parts(bounce_local_parts).map_err(|e| {
+            Fatal::Message(format!(
+                "--bounce-local-part {:?}: {e}",
+                bounce_local_parts.join(",")
+            ))
+        })?;
+    }
+    Ok(policy)
+}
