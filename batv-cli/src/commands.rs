@@ -39,6 +39,12 @@ fn skip(
     Ok(false)
 }
 
+/// Prints an outcome word on a line of its own.
+fn word(out: &mut impl Write, outcome: Outcome) -> io::Result<()> {
+    out.write_all(outcome.as_str().as_bytes())?;
+    out.write_all(b"\n")
+}
+
 /// The address as text for commands that pass it on (strip, check): UTF-8, no control
 /// characters, not over-long.
 fn plain_text<'a>(address: &Address<'a>) -> Result<&'a str, String> {
@@ -104,9 +110,7 @@ pub fn verify(
         // A line that is not text is not an address; the core sees everything else, including
         // a cut over-long line, whose first 4096 octets already decide it.
         let Ok(text) = address.text() else {
-            out.write_all(Outcome::Malformed.as_str().as_bytes())?;
-            out.write_all(b"\n")?;
-            return Ok(false);
+            return word(out, Outcome::Malformed).map(|()| false);
         };
         let valid = match keyring.verify_at(text, clock.now()) {
             Ok(original) => {
@@ -138,9 +142,7 @@ pub fn status(
             Ok(text) => keyring.status_at(text, clock.now()),
             Err(_) => Outcome::Malformed,
         };
-        out.write_all(outcome.as_str().as_bytes())?;
-        out.write_all(b"\n")?;
-        Ok(true)
+        word(out, outcome).map(|()| true)
     })
 }
 

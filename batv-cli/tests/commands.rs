@@ -4,7 +4,6 @@ mod common;
 
 use common::Scratch;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -515,18 +514,22 @@ fn help_explains_every_command_and_the_exit_codes() {
     assert!(run.expect_code(0).out().starts_with("batv "));
 }
 
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
 /// Run as a co-process, `batv` answers each line before its input ends.
 #[test]
 fn answers_line_by_line_as_a_coprocess() {
     let s = scratch("coprocess");
-    let mut child = s
-        .command()
-        .args(["--now", NOW, "sign"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = s.spawn(&["--now", NOW, "sign"]);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -551,13 +554,7 @@ fn answers_line_by_line_as_a_coprocess() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
     reader.join().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert!(stderr.is_empty(), "{stderr}");
 }
 
@@ -565,14 +562,7 @@ fn answers_line_by_line_as_a_coprocess() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let s = scratch("epipe");
-    let mut child = s
-        .command()
-        .args(["--now", NOW, "sign"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = s.spawn(&["--now", NOW, "sign"]);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let writer = std::thread::spawn(move || {
@@ -589,13 +579,7 @@ fn a_closed_stdout_ends_quietly() {
     drop(stdout);
     let status = child.wait().unwrap();
     writer.join().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }

@@ -40,8 +40,14 @@ fn keygen_creates_a_private_keyring_and_never_overwrites_it() {
     // The leak check every run makes is not vacuous: it knows this key in its written form
     // and as the hex of its 32 bytes.
     let needles = common::secrets_in(&s.dir);
-    assert!(needles.contains(&keys[0].2["base64:".len()..].to_string()), "{}", needles.len());
-    assert!(needles.iter().any(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit())));
+    assert!(
+        needles.contains(&keys[0].2["base64:".len()..].to_string()),
+        "{}",
+        needles.len()
+    );
+    assert!(needles
+        .iter()
+        .any(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit())));
 
     let again = s.run(&["keygen"], b"");
     again.expect_code(2);

@@ -80,6 +80,17 @@ impl Scratch {
         cmd
     }
 
+    /// Starts `batv ARGS` with all three streams piped, for tests that talk to it.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn batv")
+    }
+
     /// Runs `batv ARGS` with `stdin` as standard input.
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
         let mut cmd = self.command();
