@@ -630,7 +630,7 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
 /// is not shown.
 fn shown_word(word: &str) -> String {
     if word.len() > 20 || word.contains(':') {
-        "(a word not shown: it may be a secret)".into()
+        "(a word that may be a secret)".into()
     } else {
         word.into()
     }
