@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod cache;
 pub mod days;
 mod error;
 mod keyring;
@@ -12,6 +13,7 @@ pub mod wire;
 
 use std::borrow::Cow;
 
+pub use cache::{CachedKeyring, KeyringCache};
 pub use days::unix_now;
 pub use error::{AddressProblem, Malformation, Outcome, SignError, VerifyError};
 pub use keyring::{
