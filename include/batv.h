@@ -15,7 +15,8 @@
  *   BATV_RESULT_NULL_ARGUMENT and do nothing else.
  * - Strings in are NUL-terminated UTF-8; strings out are written into a caller buffer
  *   (char *buf, size_t buf_len, size_t *out_len), NUL-terminated. The buffer protocol is
- *   described at batv_sign(); BATV_ADDRESS_MAX octets always suffice.
+ *   described at batv_sign(); BATV_ADDRESS_MAX octets always suffice. An output buffer must
+ *   not overlap any input string of the same call.
  * - Ownership: the caller owns every handle it gets (batv_keyring, batv_policy) and releases
  *   it with the matching _free function, which accepts NULL. Strings returned as
  *   `const char *` are static: never free them. libbatv keeps no pointer to caller memory

@@ -12,6 +12,9 @@ compile_error!("batv-ffi must be built with panic = \"unwind\": the C boundary c
 pub mod boundary;
 pub mod capi;
 /// cbindgen:ignore
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+/// cbindgen:ignore
 ///
 /// The Exim `${dlfunc}` functions are for Exim, not for C callers: they stay out of batv.h.
 pub mod exim;
