@@ -448,7 +448,9 @@ pub unsafe extern "C" fn batv_check_bounce(
     out_len: *mut usize,
 ) -> batv_result {
     static DEFAULT: std::sync::OnceLock<batv_policy> = std::sync::OnceLock::new();
-    let policy = DEFAULT.get_or_init(|| batv_policy { policy: Policy::new() });
+    let policy = DEFAULT.get_or_init(|| batv_policy {
+        policy: Policy::new(),
+    });
     // SAFETY: forwarded under the same contract; the policy is a live static.
     unsafe {
         batv_policy_check(
@@ -555,7 +557,10 @@ pub unsafe extern "C" fn batv_policy_set_bounce_local_parts(
 /// # Safety
 /// `policy` is NULL or a live policy that no other thread uses meanwhile.
 #[no_mangle]
-pub unsafe extern "C" fn batv_policy_set_monitor(policy: *mut batv_policy, on: bool) -> batv_result {
+pub unsafe extern "C" fn batv_policy_set_monitor(
+    policy: *mut batv_policy,
+    on: bool,
+) -> batv_result {
     ffi_boundary! {
         // SAFETY: the caller's contract.
         let policy = unsafe { try_mut(policy) }?;
@@ -765,11 +770,16 @@ const REASONS: [Reason; 8] = [
 static REASON_TEXT: std::sync::LazyLock<Vec<(std::ffi::CString, Option<std::ffi::CString>)>> =
     std::sync::LazyLock::new(|| {
         let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
-        REASONS.iter().map(|r| (c(r.as_str()), r.smtp_reply().map(c))).collect()
+        REASONS
+            .iter()
+            .map(|r| (c(r.as_str()), r.smtp_reply().map(c)))
+            .collect()
     });
 
 fn reason_word(r: Reason) -> *const c_char {
-    REASON_TEXT.get(reason_code(r) as usize).map_or(c"".as_ptr(), |(w, _)| w.as_ptr())
+    REASON_TEXT
+        .get(reason_code(r) as usize)
+        .map_or(c"".as_ptr(), |(w, _)| w.as_ptr())
 }
 
 fn smtp_reply(r: Reason) -> *const c_char {
@@ -829,8 +839,12 @@ unsafe fn with_errbuf(
     let code = call(&mut err);
     crate::boundary::guard((), || {
         // SAFETY: the caller's contract; NULL means no message is wanted.
-        let Ok(buf) = (unsafe { try_buf(errbuf, errbuf_len) }) else { return };
-        let Some(last) = buf.len().checked_sub(1) else { return };
+        let Ok(buf) = (unsafe { try_buf(errbuf, errbuf_len) }) else {
+            return;
+        };
+        let Some(last) = buf.len().checked_sub(1) else {
+            return;
+        };
         let text: &str = match (&err.message, code) {
             (_, BATV_RESULT_OK) => "",
             (Some(m), _) => m,
@@ -853,7 +867,11 @@ mod tests {
     #[test]
     fn static_reply_copies_equal_the_core() {
         for (i, r) in REASONS.into_iter().enumerate() {
-            assert_eq!(reason_code(r) as usize, i, "REASONS is in batv_reason order");
+            assert_eq!(
+                reason_code(r) as usize,
+                i,
+                "REASONS is in batv_reason order"
+            );
             // SAFETY: reason_word returns a static NUL-terminated string.
             let word = unsafe { core::ffi::CStr::from_ptr(reason_word(r)) };
             assert_eq!(word.to_str().ok(), Some(r.as_str()));
@@ -864,7 +882,10 @@ mod tests {
                     // SAFETY: non-NULL replies are static NUL-terminated strings.
                     let c = unsafe { core::ffi::CStr::from_ptr(reply) };
                     assert_eq!(c.to_str().ok(), Some(s));
-                    assert!(s.len() < BATV_ADDRESS_MAX, "reply fits BATV_ADDRESS_MAX: {s}");
+                    assert!(
+                        s.len() < BATV_ADDRESS_MAX,
+                        "reply fits BATV_ADDRESS_MAX: {s}"
+                    );
                 }
             }
         }

@@ -83,13 +83,20 @@ fn a_changed_signature_fails_the_comparison() {
     let capi = copy.join("capi.rs");
     let text = std::fs::read_to_string(&capi).expect("read capi.rs");
     let needle = "    buf: *mut c_char,\n    buf_len: usize,\n    out_len: *mut usize,\n) -> batv_result {\n    ffi_boundary! {\n        // SAFETY: the caller's contract covers every pointer.\n        let (keyring, address, mut out)";
-    assert!(text.contains(needle), "batv_sign's buffer arguments are where this test expects");
-    std::fs::write(&capi, text.replacen(needle, &needle.replacen("usize,", "u32,", 1), 1))
-        .expect("write modified capi.rs");
+    assert!(
+        text.contains(needle),
+        "batv_sign's buffer arguments are where this test expects"
+    );
+    std::fs::write(
+        &capi,
+        text.replacen(needle, &needle.replacen("usize,", "u32,", 1), 1),
+    )
+    .expect("write modified capi.rs");
 
     let unmodified = generate(&crate_dir().join("src"));
     let modified = generate(&copy);
     std::fs::remove_dir_all(&copy).ok();
-    let diff = first_difference(&unmodified, &modified).expect("a changed signature must change the header");
+    let diff = first_difference(&unmodified, &modified)
+        .expect("a changed signature must change the header");
     assert!(diff.contains("uint32_t buf_len"), "{diff}");
 }
