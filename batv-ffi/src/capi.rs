@@ -288,12 +288,8 @@ pub unsafe extern "C" fn batv_keyring_parse_ex(
 /// `keyring` is NULL or a keyring from `batv_keyring_load`/`batv_keyring_parse`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn batv_keyring_free(keyring: *mut batv_keyring) {
-    crate::boundary::guard((), || {
-        if !keyring.is_null() {
-            // SAFETY: made by Box::into_raw in new_keyring and not freed yet (caller contract).
-            drop(unsafe { Box::from_raw(keyring) });
-        }
-    })
+    // SAFETY: the caller's contract; keyrings are made by Box::into_raw in new_keyring.
+    unsafe { release(keyring) }
 }
 
 /// Signs an envelope sender (SPEC section 5) as of `now` (`BATV_NOW` for the system clock).
@@ -575,10 +571,20 @@ pub unsafe extern "C" fn batv_policy_set_monitor(
 /// `policy` is NULL or a policy from `batv_policy_new`, not yet freed, that no thread uses.
 #[no_mangle]
 pub unsafe extern "C" fn batv_policy_free(policy: *mut batv_policy) {
+    // SAFETY: the caller's contract; policies are made by Box::into_raw in batv_policy_new.
+    unsafe { release(policy) }
+}
+
+/// Drops a handle made by `Box::into_raw`; NULL does nothing. Inside the boundary, because
+/// dropping runs code (the keyring wipes its secrets).
+///
+/// # Safety
+/// `handle` is NULL or came from `Box::into_raw` and has not been released.
+unsafe fn release<T>(handle: *mut T) {
     crate::boundary::guard((), || {
-        if !policy.is_null() {
-            // SAFETY: made by Box::into_raw in batv_policy_new and not freed (caller contract).
-            drop(unsafe { Box::from_raw(policy) });
+        if !handle.is_null() {
+            // SAFETY: the caller's contract.
+            drop(unsafe { Box::from_raw(handle) });
         }
     })
 }
