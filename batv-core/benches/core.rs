@@ -34,7 +34,13 @@ fn limit(c: &mut Criterion) {
     // The SHA-256 initial state and two arbitrary blocks; black_box keeps the compiler from
     // precomputing anything.
     const IV: [u32; 8] = [
-        0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
+        0x6a09_e667,
+        0xbb67_ae85,
+        0x3c6e_f372,
+        0xa54f_f53a,
+        0x510e_527f,
+        0x9b05_688c,
+        0x1f83_d9ab,
         0x5be0_cd19,
     ];
     let blocks = [[0x36u8; 64], [0x5cu8; 64]];
@@ -56,21 +62,32 @@ fn scheme(c: &mut Criterion, prefix: &str, keys: &str, long: bool) {
         sizes.push(("200", long_addr.as_str()));
     }
     for (size, addr) in sizes {
-        let tagged = keys.sign_at(addr, NOW).expect("bench address signs").into_owned();
+        let tagged = keys
+            .sign_at(addr, NOW)
+            .expect("bench address signs")
+            .into_owned();
         assert!(keys.verify_at(&tagged, NOW).is_ok());
         let mut buf = [0u8; SIGNED_MAX];
 
         c.bench_function(&format!("{prefix}sign/{size}"), |b| {
-            b.iter(|| match keys.sign_into(black_box(addr), black_box(NOW), &mut buf) {
-                Ok(Signed::Written(n)) => n,
-                other => panic!("sign failed: {other:?}"),
-            })
+            b.iter(
+                || match keys.sign_into(black_box(addr), black_box(NOW), &mut buf) {
+                    Ok(Signed::Written(n)) => n,
+                    other => panic!("sign failed: {other:?}"),
+                },
+            )
         });
         c.bench_function(&format!("{prefix}verify_valid/{size}"), |b| {
-            b.iter(|| keys.verify_at(black_box(&tagged), black_box(NOW)).map(|o| o.len()))
+            b.iter(|| {
+                keys.verify_at(black_box(&tagged), black_box(NOW))
+                    .map(|o| o.len())
+            })
         });
         c.bench_function(&format!("{prefix}verify_untagged/{size}"), |b| {
-            b.iter(|| keys.verify_at(black_box(addr), black_box(NOW)).map(|o| o.len()))
+            b.iter(|| {
+                keys.verify_at(black_box(addr), black_box(NOW))
+                    .map(|o| o.len())
+            })
         });
         c.bench_function(&format!("{prefix}check_bounce/{size}"), |b| {
             b.iter(|| policy.check(&keys, black_box(""), black_box(&tagged), black_box(NOW)))

@@ -15,12 +15,20 @@ use std::hint::black_box;
 const NOW: i64 = 1_795_700_000;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let op = args.first().map_or("sign", String::as_str);
-    let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let sha256 = Keyring::parse("key 1 hmac-sha256 base64:q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n")
-        .expect("keyring parses");
-    let sha1 = Keyring::parse("key 0 hmac-sha1 text:secret shared with exim\n").expect("keyring parses");
+    let n: u64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let sha256 =
+        Keyring::parse("key 1 hmac-sha256 base64:q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n")
+            .expect("keyring parses");
+    let sha1 =
+        Keyring::parse("key 0 hmac-sha1 text:secret shared with exim\n").expect("keyring parses");
     let short = "user01@example.com".to_string();
     let long = format!("{}@example.com", "x".repeat(188));
     let (keys, addr) = match op {
@@ -36,7 +44,9 @@ fn main() {
             "sign" | "sign200" | "sha1-sign" => {
                 keys.sign_into(black_box(addr), NOW, &mut buf).is_ok() as usize
             }
-            "verify" | "verify200" | "sha1-verify" => keys.verify_at(black_box(&tagged), NOW).is_ok() as usize,
+            "verify" | "verify200" | "sha1-verify" => {
+                keys.verify_at(black_box(&tagged), NOW).is_ok() as usize
+            }
             "untagged" => keys.verify_at(black_box(addr), NOW).is_err() as usize,
             "limit" => {
                 let mut s = black_box([0u32; 8]);

@@ -21,7 +21,13 @@ const NOW: i64 = 1_795_700_000;
 const SHA256_KEYS: &str = "key 1 hmac-sha256 base64:q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n";
 const SHA1_KEYS: &str = "key 0 hmac-sha1 text:secret shared with exim\n";
 const IV: [u32; 8] = [
-    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
     0x5be0_cd19,
 ];
 /// Calls per batch: a batch lasts tens to hundreds of microseconds.
@@ -35,7 +41,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(600);
+    let rounds = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(600);
     let k256 = Keyring::parse(SHA256_KEYS).expect("keyring parses");
     let k1 = Keyring::parse(SHA1_KEYS).expect("keyring parses");
     let policy = Policy::new();
@@ -81,19 +90,58 @@ fn main() {
                 o[0] as usize
             }),
         ),
-        ("sign/short", Box::new(|| signed(k256.sign_into(black_box(short), NOW, &mut buf)))),
-        ("verify_valid/short", Box::new(|| k256.verify_at(black_box(&t_short), NOW).map_or(0, |o| o.len()))),
-        ("verify_untagged/short", Box::new(|| k256.verify_at(black_box(short), NOW).map_or(1, |o| o.len()))),
-        ("sign/200", Box::new(|| signed(k256.sign_into(black_box(&long), NOW, &mut buf1)))),
-        ("verify_valid/200", Box::new(|| k256.verify_at(black_box(&t_long), NOW).map_or(0, |o| o.len()))),
-        ("verify_untagged/200", Box::new(|| k256.verify_at(black_box(&long), NOW).map_or(1, |o| o.len()))),
-        ("check_bounce/short", Box::new(|| policy.check(&k256, "", black_box(&t_short), NOW).accepted as usize)),
-        ("sha1/sign/short", Box::new(|| signed(k1.sign_into(black_box(short), NOW, &mut buf2)))),
-        ("sha1/verify_valid/short", Box::new(|| k1.verify_at(black_box(&t1_short), NOW).map_or(0, |o| o.len()))),
-        ("sha1/sign_into_copy/short", Box::new(|| {
-            let o = k1.verify_at(black_box(&t1_short), NOW).expect("valid");
-            o.copy_to(&mut buf3).expect("fits")
-        })),
+        (
+            "sign/short",
+            Box::new(|| signed(k256.sign_into(black_box(short), NOW, &mut buf))),
+        ),
+        (
+            "verify_valid/short",
+            Box::new(|| {
+                k256.verify_at(black_box(&t_short), NOW)
+                    .map_or(0, |o| o.len())
+            }),
+        ),
+        (
+            "verify_untagged/short",
+            Box::new(|| k256.verify_at(black_box(short), NOW).map_or(1, |o| o.len())),
+        ),
+        (
+            "sign/200",
+            Box::new(|| signed(k256.sign_into(black_box(&long), NOW, &mut buf1))),
+        ),
+        (
+            "verify_valid/200",
+            Box::new(|| {
+                k256.verify_at(black_box(&t_long), NOW)
+                    .map_or(0, |o| o.len())
+            }),
+        ),
+        (
+            "verify_untagged/200",
+            Box::new(|| k256.verify_at(black_box(&long), NOW).map_or(1, |o| o.len())),
+        ),
+        (
+            "check_bounce/short",
+            Box::new(|| policy.check(&k256, "", black_box(&t_short), NOW).accepted as usize),
+        ),
+        (
+            "sha1/sign/short",
+            Box::new(|| signed(k1.sign_into(black_box(short), NOW, &mut buf2))),
+        ),
+        (
+            "sha1/verify_valid/short",
+            Box::new(|| {
+                k1.verify_at(black_box(&t1_short), NOW)
+                    .map_or(0, |o| o.len())
+            }),
+        ),
+        (
+            "sha1/sign_into_copy/short",
+            Box::new(|| {
+                let o = k1.verify_at(black_box(&t1_short), NOW).expect("valid");
+                o.copy_to(&mut buf3).expect("fits")
+            }),
+        ),
     ];
 
     let n = ops.len();
@@ -123,7 +171,9 @@ fn main() {
         let ratio = median(times[i].iter().zip(&limit).map(|(t, l)| t / l).collect());
         let med = median(times[i].clone());
         println!("{name:<28} {med:>10.1} {ratio:>8.3}");
-        results.push(format!("RESULT op={name} median_ns={med:.2} ratio={ratio:.4}"));
+        results.push(format!(
+            "RESULT op={name} median_ns={med:.2} ratio={ratio:.4}"
+        ));
     }
     for r in results {
         println!("{r}");

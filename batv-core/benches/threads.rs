@@ -31,8 +31,13 @@ fn work(keys: &Keyring, tagged: &[String]) -> usize {
 fn timed(keys: &Keyring, tagged: &[String], threads: usize) -> Duration {
     let t = Instant::now();
     let total: usize = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| work(keys, tagged))).collect();
-        handles.into_iter().map(|h| h.join().expect("worker thread")).sum()
+        let handles: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| work(keys, tagged)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker thread"))
+            .sum()
     });
     let d = t.elapsed();
     assert_eq!(total, threads * CALLS as usize, "every tag verifies");
@@ -46,10 +51,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; the first number among the arguments is the round count.
-    let rounds = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(15);
+    let rounds = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(15);
     let keys = Keyring::parse(KEYS).expect("bench keyring parses");
     let tagged: Vec<String> = (0..64)
-        .map(|i| keys.sign_at(&format!("user{i:02}@example.com"), NOW).expect("signs").into_owned())
+        .map(|i| {
+            keys.sign_at(&format!("user{i:02}@example.com"), NOW)
+                .expect("signs")
+                .into_owned()
+        })
         .collect();
     // Warm up caches, the CPU feature check and the thread machinery.
     timed(&keys, &tagged, 1);
@@ -73,5 +85,8 @@ fn main() {
     println!("  1 thread : {m1:>14.0}");
     println!("  2 threads: {m2:>14.0}");
     println!("  ratio    : {:.2}", m2 / m1);
-    println!("RESULT threads=1 ops_per_s={m1:.0} threads=2 ops_per_s={m2:.0} ratio={:.3}", m2 / m1);
+    println!(
+        "RESULT threads=1 ops_per_s={m1:.0} threads=2 ops_per_s={m2:.0} ratio={:.3}",
+        m2 / m1
+    );
 }
