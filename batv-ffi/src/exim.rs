@@ -85,7 +85,22 @@ impl Answer {
 /// The arguments of one call, checked.
 struct Args<'a> {
     address: &'a CStr,
+    /// `Some` for the functions that take a keyring (checked: absolute, not empty).
     keyring: Option<&'a Path>,
+}
+
+impl Args<'_> {
+    /// The keyring named by the second argument, or the DEFER answer that names what is wrong
+    /// with it.
+    fn keyring(&self) -> Result<Arc<Keyring>, Answer> {
+        let Some(path) = self.keyring else { return Err(Answer::Failed(ERROR, PANICKED)) };
+        keyrings().get(path).map_err(|e| Answer::Failed(DEFER, keyring_message(&e)))
+    }
+
+    /// The address as UTF-8 text, if it is.
+    fn address(&self) -> Option<&str> {
+        self.address.to_str().ok()
+    }
 }
 
 /// Message for a panic inside libbatv (a bug): the call tempfails in an ACL.
@@ -103,7 +118,7 @@ unsafe fn run(
     argv: *const *const c_uchar,
     wants_keyring: bool,
     usage: &'static CStr,
-    body: impl FnOnce(&Args<'_>) -> Answer,
+    body: fn(&Args<'_>) -> Answer,
 ) -> c_int {
     if yield_.is_null() {
         return ERROR;
@@ -182,11 +197,6 @@ fn copy_to_result(bytes: &[u8]) -> *const c_char {
     })
 }
 
-/// The keyring for a call, or the DEFER answer that names what is wrong with it.
-fn load(path: &Path) -> Result<Arc<Keyring>, Answer> {
-    keyrings().get(path).map_err(|e| Answer::Failed(DEFER, keyring_message(&e)))
-}
-
 /// A `'static` message naming the keyring problem: the core's one-line message (file, line,
 /// what is wrong; never a secret), kept for the life of the process so Exim may hold on to it.
 /// At most [`MAX_MESSAGES`] different messages are kept; after that a fixed message per kind of
@@ -224,143 +234,122 @@ fn fixed_message(kind: &KeyringErrorKind) -> &'static CStr {
     }
 }
 
-/// Signs an envelope sender: `${dlfunc{LIB}{batv_exim_sign}{$sender_address}{KEYRING}}`.
-///
-/// OK with the signed address; OK with the address unchanged for the null sender, a tagged
-/// address, or one that cannot be signed (unqualified, over 254 octets signed, not UTF-8), which
-/// then goes out untagged. The keyring is not needed (not even read) for the null sender or a
-/// tagged address. DEFER when the keyring is unusable, ERROR for wrong arguments.
-///
-/// # Safety
-/// Exim's dlfunc contract: `yield_` writable, `argv` holds `argc` NUL-terminated strings.
-#[no_mangle]
-pub unsafe extern "C" fn batv_exim_sign(
-    yield_: *mut *mut c_uchar,
-    argc: c_int,
-    argv: *mut *mut c_uchar,
-) -> c_int {
-    const USAGE: &CStr = c"batv_exim_sign takes 2 arguments: {address}{/path/to/keyring}";
-    // SAFETY: Exim's contract, passed on.
-    unsafe {
-        run(yield_, argc, argv.cast_const().cast(), true, USAGE, |args| {
-            let unchanged = Answer::borrowed(args.address);
-            let Ok(address) = args.address.to_str() else { return unchanged };
-            if address.is_empty() || batv_core::is_tagged(address) {
-                return unchanged;
-            }
-            let ring = match args.keyring.map(load) {
-                Some(Ok(ring)) => ring,
-                Some(Err(answer)) => return answer,
-                None => return Answer::Failed(ERROR, USAGE),
-            };
-            let mut buf = [0u8; SIGNED_MAX];
-            match ring.sign_into(address, batv_core::unix_now(), &mut buf) {
-                Ok(Signed::Written(n)) => Answer::copied(&buf[..n]),
-                Ok(Signed::Unchanged) => unchanged,
-                // Unqualified or too long: SPEC section 5 sends it untagged.
-                Err(batv_core::SignError::Address(_)) => unchanged,
-                Err(batv_core::SignError::BufferTooSmall { .. }) => Answer::Failed(ERROR, PANICKED),
-            }
-        })
+/// Defines one `${dlfunc}` entry point: Exim's signature, the boundary of [`run`], a body.
+macro_rules! dlfunc {
+    ($(#[$doc:meta])* $name:ident($usage:literal, keyring: $keyring:literal) => $body:path) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Exim's dlfunc contract: `yield_` is writable, `argv` holds `argc` NUL-terminated
+        /// strings that live for the call.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            yield_: *mut *mut c_uchar,
+            argc: c_int,
+            argv: *mut *mut c_uchar,
+        ) -> c_int {
+            // SAFETY: Exim's contract, passed on.
+            unsafe { run(yield_, argc, argv.cast_const().cast(), $keyring, $usage, $body) }
+        }
+    };
+}
+
+dlfunc! {
+    /// Signs an envelope sender: `${dlfunc{LIB}{batv_exim_sign}{$return_path}{KEYRING}}`.
+    ///
+    /// OK with the signed address; OK with the address unchanged for the null sender, a tagged
+    /// address, or one that cannot be signed (unqualified, over 254 octets signed, not UTF-8),
+    /// which then goes out untagged. The keyring is not needed (not even read) for the null
+    /// sender or a tagged address. DEFER when the keyring is unusable, ERROR for wrong arguments.
+    batv_exim_sign(c"batv_exim_sign takes 2 arguments: {address}{/path/to/keyring}", keyring: true)
+        => sign
+}
+
+dlfunc! {
+    /// Verifies a tagged address: `${dlfunc{LIB}{batv_exim_verify}{ADDRESS}{KEYRING}}`.
+    ///
+    /// OK with the original address when the tag is valid, OK with the empty string for every
+    /// other outcome (untagged too). DEFER when the keyring is unusable, ERROR for wrong
+    /// arguments.
+    batv_exim_verify(c"batv_exim_verify takes 2 arguments: {address}{/path/to/keyring}", keyring: true)
+        => verify
+}
+
+dlfunc! {
+    /// The outcome word for an address: `${dlfunc{LIB}{batv_exim_status}{ADDRESS}{KEYRING}}`
+    /// yields `valid`, `untagged`, `malformed`, `unknown-key`, `bad-signature` or `expired`.
+    ///
+    /// The keyring is always loaded, even for an untagged address, so that with a broken
+    /// keyring every bounce check tempfails (DEFER) rather than rejecting. An address that is
+    /// not UTF-8 is `malformed` when it starts with `prvs=`, else `untagged`.
+    batv_exim_status(c"batv_exim_status takes 2 arguments: {address}{/path/to/keyring}", keyring: true)
+        => status
+}
+
+dlfunc! {
+    /// The address without its tags, unverified: `${dlfunc{LIB}{batv_exim_strip}{ADDRESS}}`.
+    ///
+    /// For delivery after the ACL has verified the tag, for monitor mode and for logs. Needs no
+    /// keyring. An address that is not UTF-8 comes back unchanged.
+    batv_exim_strip(c"batv_exim_strip takes 1 argument: {address}", keyring: false) => strip
+}
+
+fn sign(args: &Args<'_>) -> Answer {
+    let unchanged = Answer::borrowed(args.address);
+    let Some(address) = args.address() else { return unchanged };
+    if address.is_empty() || batv_core::is_tagged(address) {
+        return unchanged;
+    }
+    let ring = match args.keyring() {
+        Ok(ring) => ring,
+        Err(answer) => return answer,
+    };
+    let mut buf = [0u8; SIGNED_MAX];
+    match ring.sign_into(address, batv_core::unix_now(), &mut buf) {
+        Ok(Signed::Written(n)) => Answer::copied(&buf[..n]),
+        Ok(Signed::Unchanged) => unchanged,
+        // Unqualified or too long: SPEC section 5 sends it untagged.
+        Err(batv_core::SignError::Address(_)) => unchanged,
+        // SIGNED_MAX always suffices; this would be a bug.
+        Err(batv_core::SignError::BufferTooSmall { .. }) => Answer::Failed(ERROR, PANICKED),
     }
 }
 
-/// Verifies a tagged address: `${dlfunc{LIB}{batv_exim_verify}{$local_part@$domain}{KEYRING}}`.
-///
-/// OK with the original address when the tag is valid, OK with the empty string for every other
-/// outcome (untagged too). DEFER when the keyring is unusable, ERROR for wrong arguments.
-///
-/// # Safety
-/// Exim's dlfunc contract: `yield_` writable, `argv` holds `argc` NUL-terminated strings.
-#[no_mangle]
-pub unsafe extern "C" fn batv_exim_verify(
-    yield_: *mut *mut c_uchar,
-    argc: c_int,
-    argv: *mut *mut c_uchar,
-) -> c_int {
-    const USAGE: &CStr = c"batv_exim_verify takes 2 arguments: {address}{/path/to/keyring}";
-    // SAFETY: Exim's contract, passed on.
-    unsafe {
-        run(yield_, argc, argv.cast_const().cast(), true, USAGE, |args| {
-            let ring = match args.keyring.map(load) {
-                Some(Ok(ring)) => ring,
-                Some(Err(answer)) => return answer,
-                None => return Answer::Failed(ERROR, USAGE),
-            };
-            let Ok(address) = args.address.to_str() else { return Answer::borrowed(c"") };
-            match ring.verify_at(address, batv_core::unix_now()) {
-                Ok(original) => {
-                    let mut buf = [0u8; SIGNED_MAX];
-                    match original.copy_to(&mut buf) {
-                        Ok(n) => Answer::copied(&buf[..n]),
-                        Err(_) => Answer::Failed(ERROR, PANICKED),
-                    }
-                }
-                Err(_) => Answer::borrowed(c""),
-            }
-        })
+fn verify(args: &Args<'_>) -> Answer {
+    let ring = match args.keyring() {
+        Ok(ring) => ring,
+        Err(answer) => return answer,
+    };
+    let Some(address) = args.address() else { return Answer::borrowed(c"") };
+    let Ok(original) = ring.verify_at(address, batv_core::unix_now()) else {
+        return Answer::borrowed(c"");
+    };
+    let mut buf = [0u8; SIGNED_MAX];
+    match original.copy_to(&mut buf) {
+        Ok(n) => Answer::copied(&buf[..n]),
+        // The original is shorter than the address, which is at most 254 octets.
+        Err(_) => Answer::Failed(ERROR, PANICKED),
     }
 }
 
-/// The outcome word for an address: `${dlfunc{LIB}{batv_exim_status}{ADDRESS}{KEYRING}}` yields
-/// `valid`, `untagged`, `malformed`, `unknown-key`, `bad-signature` or `expired`.
-///
-/// The keyring is always loaded, even for an untagged address, so that with a broken keyring
-/// every bounce check tempfails (DEFER) rather than rejecting. An address that is not UTF-8 is
-/// `malformed` when it starts with `prvs=`, else `untagged`.
-///
-/// # Safety
-/// Exim's dlfunc contract: `yield_` writable, `argv` holds `argc` NUL-terminated strings.
-#[no_mangle]
-pub unsafe extern "C" fn batv_exim_status(
-    yield_: *mut *mut c_uchar,
-    argc: c_int,
-    argv: *mut *mut c_uchar,
-) -> c_int {
-    const USAGE: &CStr = c"batv_exim_status takes 2 arguments: {address}{/path/to/keyring}";
-    // SAFETY: Exim's contract, passed on.
-    unsafe {
-        run(yield_, argc, argv.cast_const().cast(), true, USAGE, |args| {
-            let ring = match args.keyring.map(load) {
-                Some(Ok(ring)) => ring,
-                Some(Err(answer)) => return answer,
-                None => return Answer::Failed(ERROR, USAGE),
-            };
-            let outcome = match args.address.to_str() {
-                Ok(address) => ring.status_at(address, batv_core::unix_now()),
-                Err(_) if starts_like_tag(args.address.to_bytes()) => batv_core::Outcome::Malformed,
-                Err(_) => batv_core::Outcome::Untagged,
-            };
-            Answer::borrowed(outcome_word(outcome))
-        })
-    }
+fn status(args: &Args<'_>) -> Answer {
+    let ring = match args.keyring() {
+        Ok(ring) => ring,
+        Err(answer) => return answer,
+    };
+    let outcome = match args.address() {
+        Some(address) => ring.status_at(address, batv_core::unix_now()),
+        None if starts_like_tag(args.address.to_bytes()) => batv_core::Outcome::Malformed,
+        None => batv_core::Outcome::Untagged,
+    };
+    Answer::borrowed(outcome_word(outcome))
 }
 
-/// The address without its tags, unverified: `${dlfunc{LIB}{batv_exim_strip}{ADDRESS}}`.
-///
-/// For monitor mode (deliver whatever the tag says) and for logs. Needs no keyring. An address
-/// that is not UTF-8 comes back unchanged.
-///
-/// # Safety
-/// Exim's dlfunc contract: `yield_` writable, `argv` holds `argc` NUL-terminated strings.
-#[no_mangle]
-pub unsafe extern "C" fn batv_exim_strip(
-    yield_: *mut *mut c_uchar,
-    argc: c_int,
-    argv: *mut *mut c_uchar,
-) -> c_int {
-    const USAGE: &CStr = c"batv_exim_strip takes 1 argument: {address}";
-    // SAFETY: Exim's contract, passed on.
-    unsafe {
-        run(yield_, argc, argv.cast_const().cast(), false, USAGE, |args| {
-            let Ok(address) = args.address.to_str() else { return Answer::borrowed(args.address) };
-            match batv_core::strip(address) {
-                std::borrow::Cow::Borrowed(s) if s.len() == address.len() => {
-                    Answer::borrowed(args.address)
-                }
-                stripped => Answer::copied(stripped.as_bytes()),
-            }
-        })
+fn strip(args: &Args<'_>) -> Answer {
+    let Some(address) = args.address() else { return Answer::borrowed(args.address) };
+    match batv_core::strip(address) {
+        std::borrow::Cow::Borrowed(s) if s.len() == address.len() => Answer::borrowed(args.address),
+        stripped => Answer::copied(stripped.as_bytes()),
     }
 }
 
