@@ -650,6 +650,14 @@ def checks(exim, recorder, port, mode):
           bool(got) and "X-BATV" not in got, got or res)
     check(f"{m}: monitor mode: mainlog says what would have been rejected",
           f"BATV monitor: would reject <{alice}>: untagged" in exim.log("main"))
+    os.rename(KEYRING, KEYRING + ".away")
+    try:
+        res, _ = smtp_session(port, "", [alice])
+        check(f"{m}: monitor mode: with the keyring removed a bounce gets 451 too",
+              code_of(res) == 451, res)
+    finally:
+        os.rename(KEYRING + ".away", KEYRING)
+    time.sleep(1.1)
     doc_run("monitor-off")
     exim.restart()
     res, _ = smtp_session(port, "", [alice])
