@@ -18,11 +18,12 @@
 //! | `batv_exim_sign{address}{keyring}` | the signed address; the address itself when it is the null sender, already tagged, or cannot be signed (unqualified, too long, not UTF-8: sent untagged, SPEC section 5) | keyring unusable | wrong arguments |
 //! | `batv_exim_verify{address}{keyring}` | the original address when the tag is valid, else the empty string | keyring unusable | wrong arguments |
 //! | `batv_exim_status{address}{keyring}` | the outcome word of SPEC section 6 | keyring unusable | wrong arguments |
-//! | `batv_exim_strip{address}` | the address without its tags (no verification; for monitor mode and logs) | - | wrong arguments |
+//! | `batv_exim_strip{address}` | the address without its tags (no verification: for delivery once the ACL has checked the tag, and for logs) | - | wrong arguments |
 //!
 //! A missing, unreadable, insecure or broken keyring is DEFER: in an ACL that is `451`, in a
 //! router or transport the delivery is deferred, so mail waits until the administrator fixes
-//! the file and nothing is rejected or lost. The keyring is cached per process and path
+//! the file and nothing is rejected or lost. Exim logs DEFER and ERROR messages to `mainlog`
+//! and `paniclog`. The keyring is cached per process and path
 //! ([`batv_core::KeyringCache`]): the file is looked at no more than once a second and reloaded
 //! when it changes.
 //!
@@ -33,8 +34,7 @@ use crate::boundary::guard;
 use batv_core::{KeyringCache, KeyringError, KeyringErrorKind, Keyring, Signed, SIGNED_MAX};
 use core::ffi::{c_char, c_int, c_uchar, CStr};
 use std::cell::RefCell;
-use std::ffi::{CString, OsStr};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::CString;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -170,7 +170,9 @@ unsafe fn read_args<'a>(
     };
     let address = arg(0)?;
     let keyring = if wants_keyring {
-        let path = Path::new(OsStr::from_bytes(arg(1)?.to_bytes()));
+        let Some(path) = path_from_bytes(arg(1)?.to_bytes()) else {
+            return Err(Some(c"batv: the keyring path (second argument) is not valid here"));
+        };
         if path.as_os_str().is_empty() {
             return Err(Some(c"batv: the keyring path (second argument) is empty"));
         }
@@ -182,6 +184,18 @@ unsafe fn read_args<'a>(
         None
     };
     Ok(Args { address, keyring })
+}
+
+/// A path from Exim's octets: any octets on Unix, UTF-8 elsewhere.
+#[cfg(unix)]
+fn path_from_bytes(bytes: &[u8]) -> Option<&Path> {
+    use std::os::unix::ffi::OsStrExt;
+    Some(Path::new(std::ffi::OsStr::from_bytes(bytes)))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: &[u8]) -> Option<&Path> {
+    std::str::from_utf8(bytes).ok().map(Path::new)
 }
 
 /// Copies `bytes` and a NUL into this thread's result buffer and returns a pointer to it. The
@@ -369,9 +383,10 @@ fn outcome_word(outcome: batv_core::Outcome) -> &'static CStr {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
 
