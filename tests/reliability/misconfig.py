@@ -285,6 +285,35 @@ def cli(batv, row, case, path):
     check(row, "CLI", ok, f"exit {r.returncode} {redact(err.splitlines()[-1] if err else '')!r}")
 
 
+# ---------------------------------------------------------------------------------------------
+# A good keyring's Python objects, printed every way Python prints them.
+
+REPR_PROBE = r"""
+import sys, batv
+k = batv.Keyring.load(sys.argv[1])
+p = batv.Policy(k, exempt=("postmaster@",), monitor=True)
+shown = [repr(k), str(k), repr(p), str(p), repr(p.check("", "user@example.com", now=0)),
+         repr(k.rotated()), repr(k.key_numbers)]
+for bad in ("prvs=1790c1c5ba=user@example.com", "user@example.com", "prvs=x"):
+    try:
+        k.verify(bad, now=1795700000)
+    except batv.BatvError as e:
+        shown += [repr(e), str(e)]
+print("\n".join(shown))
+"""
+
+
+def python_repr(py, work):
+    path = os.path.join(work, "good-repr.keys")
+    with open(path, "w") as f:
+        f.write(f"sign-key 1\nkey 1 hmac-sha256 base64:{SECRET_B64}\n{GOOD}")
+    os.chmod(path, 0o600)
+    r = run([py, "-c", REPR_PROBE, path])
+    ok = r.returncode == 0 and "batv.Keyring" in r.stdout and secret_free(r.stdout + r.stderr)
+    check("a good keyring", "Python repr/str", ok, f"{len(r.stdout.splitlines())} reprs and messages, "
+          + ("none shows the secret" if ok else redact(r.stdout + r.stderr)[-300:]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", required=True)
@@ -303,6 +332,7 @@ def main():
             shutil.chown(os.path.join(work, "spool"), "Debian-exim", "Debian-exim")
             exim_control(lib, work)
         bindings = 3 if a.no_exim else 4
+        python_repr(a.python, work)
         for i, case in enumerate(CASES):
             path = make(work, i, case, None if a.no_exim else MTA_GROUP)
             row = case[0]
