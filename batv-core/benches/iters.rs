@@ -7,7 +7,7 @@
 //! per call. (Under valgrind, sha2 sees no SHA-NI and uses its portable block function; the
 //! instructions outside it are the overhead this crate controls.)
 //!
-//! OP: sign | sign200 | verify | verify200 | untagged | sha1-sign | sha1-verify | limit
+//! OP: sign | sign200 | verify | verify200 | parse | untagged | sha1-sign | sha1-verify | limit
 
 use batv_core::{Keyring, SIGNED_MAX};
 use std::hint::black_box;
@@ -47,6 +47,7 @@ fn main() {
             "verify" | "verify200" | "sha1-verify" => {
                 keys.verify_at(black_box(&tagged), NOW).is_ok() as usize
             }
+            "parse" => batv_core::wire::parse(black_box(&tagged)).is_ok() as usize,
             "untagged" => keys.verify_at(black_box(addr), NOW).is_err() as usize,
             "limit" => {
                 let mut s = black_box([0u32; 8]);

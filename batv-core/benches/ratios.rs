@@ -106,6 +106,11 @@ fn main() {
             Box::new(|| k256.verify_at(black_box(short), NOW).map_or(1, |o| o.len())),
         ),
         (
+            // Parsing alone (no MAC): the part of verify_valid outside the HMAC.
+            "parse_tagged/short",
+            Box::new(|| batv_core::wire::parse(black_box(&t_short)).map_or(0, |t| t.map_or(0, |t| t.original.len()))),
+        ),
+        (
             "sign/200",
             Box::new(|| signed(k256.sign_into(black_box(&long), NOW, &mut buf1))),
         ),

@@ -375,7 +375,9 @@ impl PreparedMac {
     /// `hmac-sha1` tries the address as received, then with the domain lower-cased, then fully
     /// lower-cased, because Exim lower-cases addresses in its ACL variables.
     pub(crate) fn matches(&self, tag: &Tag<'_>) -> bool {
-        let same = |mac: [u8; 3]| bool::from(mac[..].ct_eq(&tag.mac[..]));
+        // The three octets compared as one 24-bit number, in constant time.
+        let want = u32::from_be_bytes([0, tag.mac[0], tag.mac[1], tag.mac[2]]);
+        let same = |[a, b, c]: [u8; 3]| bool::from(u32::from_be_bytes([0, a, b, c]).ct_eq(&want));
         match self {
             PreparedMac::Sha256(p) => {
                 same(p.tag(sha256_compress, &tag.kddd, tag.original, Fold::All))
@@ -385,18 +387,14 @@ impl PreparedMac {
                 let domain = o.domain_start().unwrap_or(o.len());
                 let (mut local_upper, mut domain_upper) = (false, false);
                 let mut pos = 0;
-                o.for_each_piece_from(0, |piece| {
-                    for &b in piece {
-                        if b.is_ascii_uppercase() {
-                            if pos < domain {
-                                local_upper = true
-                            } else {
-                                domain_upper = true
-                            }
-                        }
+                for piece in o.pieces() {
+                    for &b in piece.as_bytes() {
+                        let upper = b.is_ascii_uppercase();
+                        local_upper |= upper & (pos < domain);
+                        domain_upper |= upper & (pos >= domain);
                         pos += 1;
                     }
-                });
+                }
                 let check = |fold| same(p.tag(sha1_compress, &tag.kddd, o, fold));
                 // Each extra try only when it feeds different bytes.
                 check(Fold::None)
