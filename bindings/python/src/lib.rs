@@ -6,6 +6,8 @@
 //! `str` it returns (none at all when the answer is the argument itself). The clock is read in
 //! Rust unless `now` is given; a `datetime` is converted only when one is passed.
 
+#![deny(unsafe_code)] // one reviewed exception: the clock read in clock_now
+
 use std::borrow::Cow;
 use std::path::PathBuf;
 
@@ -129,6 +131,7 @@ fn unix_time(now: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
 /// about 50 ns for the precise clock of `batv_core::unix_now` (measured on the project's build
 /// machine), and a tag's day stamp needs no finer clock.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 fn clock_now() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
