@@ -108,6 +108,20 @@ impl<const W: usize> Drop for Prepared<W> {
 impl<const W: usize> ZeroizeOnDrop for Prepared<W> {}
 
 impl<const W: usize> Prepared<W> {
+    /// The outer block without the inner digest: `0x80` after the digest's `4 W` octets, zeros,
+    /// and the length of key block plus digest in bits.
+    const OUTER_PADDING: [u8; BLOCK] = {
+        let mut b = [0u8; BLOCK];
+        b[4 * W] = 0x80;
+        let bits = ((BLOCK + 4 * W) as u64 * 8).to_be_bytes();
+        let mut i = 0;
+        while i < 8 {
+            b[BLOCK - 8 + i] = bits[i];
+            i += 1;
+        }
+        b
+    };
+
     /// Prepares the states for `key` (a key longer than a block is first hashed with `hash`,
     /// as RFC 2104 says).
     fn new(key: &[u8], iv: [u32; W], compress: BlockFn<W>, hash: fn(&[u8], &mut [u8])) -> Self {
@@ -149,13 +163,14 @@ impl<const W: usize> Prepared<W> {
             self.inner_streamed(compress, kddd, address, fold)
         };
 
-        // The outer hash: one block holding the inner digest, the padding and the length.
-        let mut block = [[0u8; BLOCK]; 1];
+        // The outer hash: one block holding the inner digest, the padding and the length. The
+        // padding comes from a constant block and the digest overwrites its start, so each
+        // 16-octet load of the block function finds its octets in one earlier store (octets
+        // assembled from several small stores would stall the load until they reach the cache).
+        let mut block = [Self::OUTER_PADDING];
         for (dst, w) in block[0].chunks_exact_mut(4).zip(&digest) {
             dst.copy_from_slice(&w.to_be_bytes());
         }
-        block[0][4 * W] = 0x80;
-        block[0][BLOCK - 8..].copy_from_slice(&((BLOCK + 4 * W) as u64 * 8).to_be_bytes());
         let mut outer = self.outer;
         compress(&mut outer, &block);
         outer
