@@ -541,7 +541,9 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
 
     for (index, raw) in text.split('\n').enumerate() {
         let n = index + 1;
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        // Every trailing CR is line-end noise (CRLF, or CR CR LF from a twice-converted file),
+        // never part of a `text:` secret: to_file_text could not write such a secret back.
+        let line = raw.trim_end_matches('\r');
         let err = |kind| KeyringError::at_line(n, kind);
         let Some((word, rest)) = next_word(line) else { continue };
         if word.starts_with('#') {
