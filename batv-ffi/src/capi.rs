@@ -327,8 +327,10 @@ pub unsafe extern "C" fn batv_sign(
     ffi_boundary! {
         // SAFETY: the caller's contract covers every pointer.
         let (keyring, address, mut out) = unsafe {
-            (try_ref(keyring)?, try_str(address)?, Output::new(buf, buf_len, out_len)?)
+            (try_ref(keyring)?, present(address)?, Output::new(buf, buf_len, out_len)?)
         };
+        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+        let address = unsafe { out.text(address) }?;
         let room = out.room();
         match keyring.keyring.sign_into(address, resolve(now), room) {
             Ok(Signed::Written(n)) => out.written(n),
@@ -368,8 +370,10 @@ pub unsafe extern "C" fn batv_verify(
     ffi_boundary! {
         // SAFETY: the caller's contract covers every pointer.
         let (keyring, address, mut out) = unsafe {
-            (try_ref(keyring)?, try_str(address)?, Output::new(buf, buf_len, out_len)?)
+            (try_ref(keyring)?, present(address)?, Output::new(buf, buf_len, out_len)?)
         };
+        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+        let address = unsafe { out.text(address) }?;
         match keyring.keyring.verify_at(address, resolve(now)) {
             Ok(original) => match original.copy_to(out.room()) {
                 Ok(n) => out.written(n),
@@ -399,7 +403,9 @@ pub unsafe extern "C" fn batv_strip(
 ) -> batv_result {
     ffi_boundary! {
         // SAFETY: the caller's contract covers every pointer.
-        let (address, mut out) = unsafe { (try_str(address)?, Output::new(buf, buf_len, out_len)?) };
+        let (address, mut out) = unsafe { (present(address)?, Output::new(buf, buf_len, out_len)?) };
+        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+        let address = unsafe { out.text(address) }?;
         if address.len() > MAX_ADDRESS_LEN {
             return Err(out.fail(BATV_RESULT_TOO_LONG));
         }
@@ -621,12 +627,14 @@ pub unsafe extern "C" fn batv_policy_check(
             (
                 try_ref(policy)?,
                 try_ref(keyring)?,
-                try_str(sender)?,
-                try_str(recipient)?,
+                present(sender)?,
+                present(recipient)?,
                 verdict_out.as_mut(),
                 Output::new(buf, buf_len, out_len)?,
             )
         };
+        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+        let (sender, recipient) = unsafe { (out.text(sender)?, out.text(recipient)?) };
         if recipient.len() > MAX_ADDRESS_LEN {
             return Err(out.fail(BATV_RESULT_TOO_LONG));
         }
@@ -688,13 +696,22 @@ impl<'a> Output<'a> {
     }
 
     fn copy(&mut self, s: &[u8]) -> batv_result {
-        match self.room().get_mut(..s.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(s);
-                self.written(s.len())
-            }
-            None => self.too_small(s.len()),
+        // `s` and its NUL must fit: with `buf_len` 0 not even "" does.
+        if s.len() >= self.buf.len() {
+            return self.too_small(s.len());
         }
+        self.buf[..s.len()].copy_from_slice(s);
+        self.written(s.len())
+    }
+
+    /// A string argument as text, checked after the buffer was set up, so that NOT_UTF8 leaves
+    /// `buf` empty and `*out_len` 0 like every other failure.
+    ///
+    /// # Safety
+    /// `ptr` is non-NULL and NUL-terminated.
+    unsafe fn text<'s>(&mut self, ptr: *const c_char) -> Result<&'s str, batv_result> {
+        // SAFETY: forwarded caller contract.
+        unsafe { try_str(ptr) }.map_err(|e| self.fail(e))
     }
 
     fn too_small(&mut self, needed: usize) -> batv_result {
@@ -711,6 +728,16 @@ impl<'a> Output<'a> {
         }
         *self.out_len = 0;
         code
+    }
+}
+
+/// A string argument checked for NULL only, before anything is written (NULL_ARGUMENT does
+/// nothing else); `Output::text` reads it once the buffer is set up.
+fn present(ptr: *const c_char) -> Result<*const c_char, batv_result> {
+    if ptr.is_null() {
+        Err(BATV_RESULT_NULL_ARGUMENT)
+    } else {
+        Ok(ptr)
     }
 }
 
