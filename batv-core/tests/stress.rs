@@ -323,5 +323,8 @@ fn one_keyring_shared_by_eight_threads_gives_the_answers_of_one() {
     for h in handles {
         h.join().unwrap();
     }
-    println!("stress (shared keyring): {THREADS} threads x {ops} operations (1 sign_into + 6 verify each), all right");
+    println!(
+        "stress (shared keyring): {THREADS} threads x {ops} operations (each 2 signs and 5 \
+         verifications), all right"
+    );
 }
