@@ -488,6 +488,10 @@ impl fmt::Display for KeyringErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use KeyringErrorKind::*;
         match self {
+            Io(std::io::ErrorKind::NotFound) => f.write_str("cannot read the file: it does not exist"),
+            Io(std::io::ErrorKind::PermissionDenied) => {
+                f.write_str("cannot read the file: permission denied for this user")
+            }
             Io(kind) => write!(f, "cannot read the file: {}", std::io::Error::from(*kind)),
             NotAFile => f.write_str("not a regular file"),
             InsecurePermissions { mode } => {
