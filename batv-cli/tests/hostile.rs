@@ -108,6 +108,16 @@ fn command_args(cmd: &str) -> Vec<&'static [u8]> {
     }
 }
 
+/// The arguments that hand one address to a command (`check` takes it as `--recipient`).
+fn with_address<'a>(cmd: &str, address: &'a [u8]) -> Vec<&'a [u8]> {
+    let mut args = command_args(cmd);
+    if cmd == "check" {
+        args.push(b"--recipient");
+    }
+    args.push(address);
+    args
+}
+
 /// What each command prints for `good@example.com`.
 fn good_line(cmd: &str, s: &Scratch) -> Vec<u8> {
     match cmd {
@@ -245,12 +255,7 @@ fn an_argument_with_a_newline_inside_gives_one_line() {
     tagged_lf.splice(16..16, b"x\n".iter().copied());
     for arg in [b"lf\ninjected@example.com".as_slice(), b"a@example.com\nb@example.com", &tagged_lf] {
         for (cmd, _) in COMMANDS {
-            let mut args = command_args(cmd);
-            if cmd == "check" {
-                args.push(b"--recipient");
-            }
-            args.push(arg);
-            let r = batv(&s, &args, b"");
+            let r = batv(&s, &with_address(cmd, arg), b"");
             assert_eq!(r.lines().len(), 1, "{cmd} {}: {}", show(arg), show(&r.stdout));
             if cmd == "status" {
                 // status reports and does not judge: exit 0, the word says it.
@@ -264,12 +269,7 @@ fn an_argument_with_a_newline_inside_gives_one_line() {
     }
     for arg in [b"\xff\xfe@example.com".as_slice(), b"caf\xc3@example.com"] {
         for (cmd, _) in COMMANDS {
-            let mut args = command_args(cmd);
-            if cmd == "check" {
-                args.push(b"--recipient");
-            }
-            args.push(arg);
-            let r = batv(&s, &args, b"");
+            let r = batv(&s, &with_address(cmd, arg), b"");
             assert_eq!(r.lines().len(), 1, "{cmd}");
         }
     }
