@@ -118,7 +118,15 @@ pub struct Tag<'a> {
 pub fn starts_like_tag(address: &str) -> bool {
     let b = address.as_bytes();
     let b = b.strip_prefix(b"\"").unwrap_or(b);
-    b.len() >= PREFIX.len() && b[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+    // `prvs` in any case as one 32-bit compare: setting bit 5 maps exactly `P`/`p`, `R`/`r`,
+    // `V`/`v` and `S`/`s` (and nothing else) onto the lower-case letter; `=` compares as it is.
+    // A byte-wise case-insensitive compare cost more than the rest of an untagged verify.
+    match b.get(..PREFIX.len()) {
+        Some(&[p, r, v, s, eq]) => {
+            u32::from_le_bytes([p, r, v, s]) | 0x2020_2020 == u32::from_le_bytes(*b"prvs") && eq == b'='
+        }
+        _ => false,
+    }
 }
 
 /// Parses a tagged address.
@@ -449,6 +457,31 @@ mod tests {
         for a in ["", "user@example.com", "prv=1@x", "\"", "prvs", "\"john doe\"@example.com"] {
             assert_eq!(parse(a), Ok(None), "{a:?}");
         }
+    }
+
+    #[test]
+    fn starts_like_tag_is_case_insensitive_prvs_and_nothing_else() {
+        // Every byte value in each of the five positions, with and without a leading quote,
+        // against the byte-wise definition.
+        for quoted in [false, true] {
+            for pos in 0..5 {
+                for v in 0..=255u8 {
+                    for base in [*b"prvs=", *b"PRVS=", *b"pRvS="] {
+                        let mut b = base;
+                        b[pos] = v;
+                        let mut s = if quoted { vec![b'"'] } else { vec![] };
+                        s.extend_from_slice(&b);
+                        s.extend_from_slice(b"1790c1c5ba=u@x");
+                        let Ok(text) = std::str::from_utf8(&s) else { continue };
+                        let want = b.eq_ignore_ascii_case(PREFIX);
+                        assert_eq!(starts_like_tag(text), want, "{text:?}");
+                    }
+                }
+            }
+        }
+        assert!(!starts_like_tag("prvs"));
+        assert!(!starts_like_tag("\"prvs"));
+        assert!(starts_like_tag("\"PrVs="));
     }
 
     #[test]
