@@ -40,7 +40,7 @@ IO, INSECURE, INVALID = 200, 201, 202
 # name, file text (bytes or str; None: the path is made by `special`), mode, C code, line,
 # words the message must contain (any binding's), special
 CASES = [
-    ("missing file", None, 0o600, IO, None, ["not found", "No such file"], "missing"),
+    ("missing file", None, 0o600, IO, None, ["not found", "No such file", "does not exist"], "missing"),
     ("a directory", None, 0o750, IO, None, ["not a regular file"], "directory"),
     ("unreadable by the MTA user", GOOD, 0o600, IO, None, ["ermission denied", "not readable"], "unreadable"),
     ("world-readable (0644)", GOOD, 0o644, INSECURE, None, ["other users", "chmod"], None),
@@ -117,9 +117,31 @@ def as_nobody(special):
     return special == "unreadable"
 
 
+# What the probes run as nobody use: copies in the world-readable work directory (the checkout
+# and the virtualenv may sit where nobody cannot reach them), and the system Python with the
+# installed package's files on PYTHONPATH. Set up by stage().
+STAGE = {}
+
+
+def stage(work, lib, batv, py):
+    d = os.path.join(work, "stage")
+    os.makedirs(os.path.join(d, "pylib"))
+    STAGE["lib"] = shutil.copy(lib, os.path.join(d, "libbatv.so"))
+    STAGE["batv"] = shutil.copy(batv, os.path.join(d, "batv"))
+    pkg = subprocess.run([py, "-c", "import batv, os; print(os.path.dirname(batv.__file__))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    shutil.copytree(pkg, os.path.join(d, "pylib", "batv"))
+    STAGE["pythonpath"] = os.path.join(d, "pylib")
+    STAGE["python"] = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else py
+    for root, dirs, files in os.walk(d):
+        for n in dirs + files:
+            os.chmod(os.path.join(root, n), 0o755)
+
+
 def run(cmd, nobody=False, **kw):
     if nobody:
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + cmd
+        kw["env"] = dict(os.environ, PYTHONPATH=STAGE["pythonpath"], HOME="/")
     return subprocess.run(cmd, capture_output=True, text=True, errors="replace", **kw)
 
 
@@ -149,7 +171,9 @@ if out.value:
 
 def c_library(lib, row, case, path):
     name, _text, _mode, code, line, words, special = case
-    r = run([sys.executable, "-c", C_PROBE, lib, path], nobody=as_nobody(special))
+    nobody = as_nobody(special)
+    py = STAGE["python"] if nobody else sys.executable
+    r = run([py, "-c", C_PROBE, STAGE["lib"] if nobody else lib, path], nobody=nobody)
     if r.returncode != 0:
         return check(row, "C", False, f"probe failed: {r.stderr.strip()[-300:]}")
     got_code, handle, message, strerror = (r.stdout.split("\n") + ["", "", "", ""])[:4]
@@ -186,7 +210,8 @@ else:
 
 def python(py, row, case, path):
     name, _text, _mode, _code, line, words, special = case
-    r = run([py, "-c", PY_PROBE, path], nobody=as_nobody(special))
+    nobody = as_nobody(special)
+    r = run([STAGE["python"] if nobody else py, "-c", PY_PROBE, path], nobody=nobody)
     out = (r.stdout.split("\n") + [""] * 5)[:5]
     ok = (
         r.returncode == 0
@@ -252,12 +277,16 @@ def exim_control(lib, work):
 
 def exim(lib, work, row, case, path):
     name, _text, _mode, _code, _line, words, special = case
-    expansion = "${dlfunc{%s}{batv_exim_status}{user@example.com}{%s}}" % (lib, path)
-    r = run(["exim4", "-C", os.path.join(work, "exim.conf"), "-be", expansion], nobody=as_nobody(special))
+    # -be runs as its caller: the unreadable row's caller is nobody (root reads any file). The
+    # SMTP session runs as Debian-exim whoever starts it.
+    nobody = as_nobody(special)
+    expansion = "${dlfunc{%s}{batv_exim_status}{user@example.com}{%s}}" % (
+        STAGE["lib"] if nobody else lib, path)
+    r = run(["exim4", "-C", os.path.join(work, "exim.conf"), "-be", expansion], nobody=nobody)
     text = r.stdout + r.stderr
     # exim -be exits 0 either way; a failed expansion prints "Failed: " and the message.
     ok_be = "Failed: batv: " in text and secret_free(text)
-    rcpt_reply, session_text = exim_session(work, path, nobody=as_nobody(special))
+    rcpt_reply, session_text = exim_session(work, path)
     ok_bh = rcpt_reply.startswith("451") and secret_free(session_text)
     be_line = next((l for l in text.splitlines() if "batv:" in l), text.strip()[-200:])
     check(row, "Exim", ok_be and ok_bh, f"-be: {redact(be_line)!r}; RCPT: {rcpt_reply!r}")
@@ -271,8 +300,9 @@ def cli(batv, row, case, path):
     name, _text, _mode, _code, line, words, special = case
     # verify, not sign: `batv sign` creates a missing keyring on purpose (a new installation
     # needs no set-up), so a missing file is no error there.
-    r = run([batv, "--keys", path, "--now", "1795700000", "verify", "prvs=1790c1c5ba=user@example.com"],
-            nobody=as_nobody(special))
+    nobody = as_nobody(special)
+    r = run([STAGE["batv"] if nobody else batv, "--keys", path, "--now", "1795700000", "verify",
+             "prvs=1790c1c5ba=user@example.com"], nobody=nobody)
     err = r.stderr.strip()
     ok = (
         r.returncode == 2
@@ -331,6 +361,7 @@ def main():
                 f.write(EXIM_CONF.format(work=work, lib=lib).replace("$acl_m_keys", "KEYS"))
             shutil.chown(os.path.join(work, "spool"), "Debian-exim", "Debian-exim")
             exim_control(lib, work)
+        stage(work, lib, os.path.abspath(a.batv), a.python)
         bindings = 3 if a.no_exim else 4
         python_repr(a.python, work)
         for i, case in enumerate(CASES):
