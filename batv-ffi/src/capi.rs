@@ -449,24 +449,32 @@ pub unsafe extern "C" fn batv_check_bounce(
     buf_len: usize,
     out_len: *mut usize,
 ) -> batv_result {
-    static DEFAULT: std::sync::OnceLock<batv_policy> = std::sync::OnceLock::new();
-    let policy = DEFAULT.get_or_init(|| batv_policy {
-        policy: Policy::new(),
-    });
-    // SAFETY: forwarded under the same contract; the policy is a live static.
-    unsafe {
-        batv_policy_check(
-            policy,
-            keyring,
-            sender,
-            recipient,
-            now,
-            core::ptr::null_mut(),
-            buf,
-            buf_len,
-            out_len,
-        )
+    thread_local! {
+        // One default policy per thread: no lock and no cross-thread initialisation. A
+        // process-wide OnceLock is just as sound, but its synchronisation lives in the
+        // uninstrumented std, so ThreadSanitizer reports its first use as a race.
+        static DEFAULT: batv_policy = batv_policy { policy: Policy::new() };
     }
+    let check = |policy: &batv_policy| {
+        // SAFETY: forwarded under the same contract; the policy outlives the call.
+        unsafe {
+            batv_policy_check(
+                policy,
+                keyring,
+                sender,
+                recipient,
+                now,
+                core::ptr::null_mut(),
+                buf,
+                buf_len,
+                out_len,
+            )
+        }
+    };
+    // During thread teardown the thread-local may be gone: use a temporary policy then.
+    DEFAULT
+        .try_with(|policy| check(policy))
+        .unwrap_or_else(|_| check(&batv_policy { policy: Policy::new() }))
 }
 
 /// Makes a bounce policy with the defaults: no exemptions, the null sender and `mailer-daemon`
