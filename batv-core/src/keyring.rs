@@ -420,7 +420,11 @@ impl fmt::Display for KeyringError {
         }
         write!(f, ": {}", self.kind)?;
         if let (KeyringErrorKind::InsecurePermissions { .. }, Some(p)) = (&self.kind, &self.path) {
-            write!(f, "; fix it with: chmod 600 {}", p.display())?;
+            write!(
+                f,
+                "; fix it with: chmod 600 {} (or chmod 640 when the MTA reads it through its group)",
+                p.display()
+            )?;
         }
         Ok(())
     }
