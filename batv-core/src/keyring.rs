@@ -302,11 +302,12 @@ impl Keyring {
 
     /// Signs into a caller buffer without allocating: the path of the C library and Exim.
     ///
-    /// Returns [`Signed::Unchanged`] for the null sender and tagged addresses (the caller copies
-    /// the input), or [`Signed::Written`] with the length of the signed address in `out`.
+    /// Returns [`Signed::Unchanged`] for the null sender (`""`, or `<>` as SMTP writes it, which
+    /// the bounce policy also takes for the null sender) and for tagged addresses (the caller
+    /// copies the input), or [`Signed::Written`] with the length of the signed address in `out`.
     /// A buffer of 254 octets always suffices.
     pub fn sign_into(&self, address: &str, now: i64, out: &mut [u8]) -> Result<Signed, SignError> {
-        if address.is_empty() || wire::parse(address).is_ok_and(|t| t.is_some()) {
+        if address.is_empty() || address == "<>" || wire::parse(address).is_ok_and(|t| t.is_some()) {
             return Ok(Signed::Unchanged);
         }
         wire::check_signable(address)?;

@@ -31,6 +31,8 @@ fn sign_rejects_what_is_not_an_address() {
     let fits = format!("{}@example.com", "a".repeat(254 - 16 - 12));
     assert_eq!(k.sign_at(&fits, NOW).unwrap().len(), 254);
     assert_eq!(k.sign_at("", NOW).unwrap(), "");
+    // `<>` is the null sender as SMTP writes it: unchanged too, as the policy reads it.
+    assert_eq!(k.sign_at("<>", NOW).unwrap(), "<>");
     // A 1 MiB address is an error, not a crash.
     let huge = format!("{}@example.com", "x".repeat(1 << 20));
     assert!(matches!(k.sign_at(&huge, NOW), Err(SignError::Address(P::TooLong { .. }))));
