@@ -49,6 +49,9 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// check, whatever its stamp says.
 pub const RACY_SECONDS: u64 = 2;
 
+/// Reads of a file that keeps changing while it is read, before the cache reports an error.
+pub const READ_TRIES: u32 = 3;
+
 /// Most paths one [`KeyringCache`] keeps; further paths are loaded on every call, uncached.
 pub const MAX_CACHED_PATHS: usize = 64;
 
@@ -246,20 +249,39 @@ impl CachedKeyring {
         now: Duration,
         previous: Option<(FileStamp, Result<Arc<Keyring>, KeyringError>)>,
     ) -> State {
-        let before = std::fs::metadata(&self.path).map(|m| FileStamp::of(&m));
-        if let (Ok(stamp), Some((loaded, Ok(ring)))) = (&before, &previous) {
-            if stamp == loaded {
-                return State { answer: Ok(Arc::clone(ring)), stamp: Some(*stamp), checked_at: now };
+        // A file rewritten in place can be read half-written, and a half-written `text:` secret
+        // is still a valid, wrong key. An answer read while the file moved is never served: read
+        // again, and if the file will not hold still, report an error (the MTA tempfails).
+        let mut tries = 0;
+        let (answer, stamp) = loop {
+            let before = std::fs::metadata(&self.path).map(|m| FileStamp::of(&m));
+            if let (Ok(stamp), Some((loaded, Ok(ring)))) = (&before, &previous) {
+                if stamp == loaded {
+                    return State { answer: Ok(Arc::clone(ring)), stamp: Some(*stamp), checked_at: now };
+                }
             }
-        }
-        // Keyring::load reports a missing or unreadable file itself, with the path.
-        let answer = Keyring::load(&self.path).map(Arc::new);
-        let after = std::fs::metadata(&self.path).map(|m| FileStamp::of(&m));
-        let stamp = match (answer.is_ok(), before, after) {
-            // Trust the stamp only when the file held still while it was read and is not so new
-            // that another change in the same tick could hide behind it.
-            (true, Ok(b), Ok(a)) if a == b && !a.is_racy() => Some(a),
-            _ => None,
+            // Keyring::load reports a missing or unreadable file itself, with the path.
+            let answer = Keyring::load(&self.path).map(Arc::new);
+            let after = std::fs::metadata(&self.path).map(|m| FileStamp::of(&m));
+            let held_still = matches!((&before, &after), (Ok(b), Ok(a)) if a == b);
+            tries += 1;
+            if held_still || answer.is_err() || tries == READ_TRIES {
+                let answer = match answer {
+                    Ok(_) if !held_still => Err(KeyringError {
+                        path: Some(self.path.clone()),
+                        line: None,
+                        kind: crate::keyring::KeyringErrorKind::ChangedWhileRead,
+                    }),
+                    other => other,
+                };
+                // Trust the stamp only when the file held still while it was read and is not so
+                // new that another change in the same tick could hide behind it.
+                let stamp = match (&answer, after) {
+                    (Ok(_), Ok(a)) if held_still && !a.is_racy() => Some(a),
+                    _ => None,
+                };
+                break (answer, stamp);
+            }
         };
         State { answer, stamp, checked_at: now }
     }

@@ -487,6 +487,8 @@ pub enum KeyringErrorKind {
     SignKeyNotDefined(u8),
     /// The operating system gave no random bytes for a new key.
     NoRandomness,
+    /// The file changed while it was read, again and again: it is being rewritten in place.
+    ChangedWhileRead,
 }
 
 impl fmt::Display for KeyringErrorKind {
@@ -531,6 +533,9 @@ impl fmt::Display for KeyringErrorKind {
             MissingSignKey => f.write_str("more than one key and no sign-key line to say which signs"),
             SignKeyNotDefined(n) => write!(f, "sign-key {n} names a key that is not defined"),
             NoRandomness => f.write_str("the operating system gave no random bytes for a new key"),
+            ChangedWhileRead => f.write_str(
+                "the file changed while it was read; replace it by rename instead of rewriting it in place",
+            ),
         }
     }
 }

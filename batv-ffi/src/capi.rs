@@ -847,7 +847,7 @@ fn new_keyring(
 fn keyring_result(kind: &KeyringErrorKind) -> batv_result {
     use KeyringErrorKind::*;
     match kind {
-        Io(_) | NotAFile | NoRandomness => BATV_RESULT_KEYRING_IO,
+        Io(_) | NotAFile | NoRandomness | ChangedWhileRead => BATV_RESULT_KEYRING_IO,
         InsecurePermissions { .. } => BATV_RESULT_KEYRING_INSECURE,
         // Syntax errors and unusable contents (no key, no sign-key): the administrator edits
         // the file in both cases, so one code serves; the message says which.

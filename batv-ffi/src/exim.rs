@@ -241,6 +241,9 @@ fn fixed_message(kind: &KeyringErrorKind) -> &'static CStr {
         }
         KeyringErrorKind::Io(_) => c"batv: keyring file cannot be read",
         KeyringErrorKind::NotAFile => c"batv: keyring path is not a regular file",
+        KeyringErrorKind::ChangedWhileRead => {
+            c"batv: keyring file changed while it was read (replace it by rename)"
+        }
         KeyringErrorKind::InsecurePermissions { .. } => {
             c"batv: keyring file is readable or writable by other users (chmod 640)"
         }
