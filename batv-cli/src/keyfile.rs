@@ -7,26 +7,125 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// Where the keyring path came from: only the default may be created by `sign` unasked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `--keys FILE`.
+    Option,
+    /// `$BATV_KEYS`.
+    Environment,
+    /// Neither: `./batv.keys`.
+    Default,
+}
+
+/// The keyring file a command uses, and who named it.
+#[derive(Debug)]
+pub struct KeyringPath {
+    pub path: PathBuf,
+    pub origin: Origin,
+}
+
+/// The default keyring, relative to the working directory.
+pub const DEFAULT_PATH: &str = "./batv.keys";
+
+impl KeyringPath {
+    /// `--keys FILE`, else `$BATV_KEYS` unless it is empty, else `./batv.keys`.
+    pub fn resolve(option: Option<PathBuf>) -> Result<KeyringPath, Fatal> {
+        match option {
+            Some(p) if p.as_os_str().is_empty() => {
+                Err(Fatal::Message("--keys names an empty path".into()))
+            }
+            Some(path) => Ok(KeyringPath {
+                path,
+                origin: Origin::Option,
+            }),
+            None => Ok(
+                match std::env::var_os("BATV_KEYS").filter(|v| !v.is_empty()) {
+                    Some(v) => KeyringPath {
+                        path: v.into(),
+                        origin: Origin::Environment,
+                    },
+                    None => KeyringPath {
+                        path: DEFAULT_PATH.into(),
+                        origin: Origin::Default,
+                    },
+                },
+            ),
+        }
+    }
+
+    /// The command that creates this keyring, ready to paste into a shell.
+    fn keygen_command(&self) -> String {
+        match self.origin {
+            Origin::Default => "batv keygen".into(),
+            Origin::Option | Origin::Environment => {
+                format!(
+                    "batv keygen --keys {}",
+                    shell_word(&self.path.display().to_string())
+                )
+            }
+        }
+    }
+
+    /// Who named the file, for a message about a missing one.
+    fn named_by(&self) -> &'static str {
+        match self.origin {
+            Origin::Option => " (named by --keys)",
+            Origin::Environment => " (named by $BATV_KEYS)",
+            Origin::Default => "",
+        }
+    }
+
+    /// The one-line message for a keyring that does not exist: the path, who named it, and
+    /// the command that creates it. `also` is said between the two.
+    fn missing(&self, e: &KeyringError, also: &str) -> Fatal {
+        let mut m = format!(
+            "{e}{}{also}; create it with: {}",
+            self.named_by(),
+            self.keygen_command()
+        );
+        if self.origin == Origin::Default {
+            m.push_str(" (or name yours with --keys FILE or $BATV_KEYS)");
+        }
+        Fatal::Message(m)
+    }
+}
+
+/// `word` quoted for a POSIX shell when it needs quoting.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 fn is_missing(e: &KeyringError) -> bool {
     matches!(e.kind, KeyringErrorKind::Io(io::ErrorKind::NotFound))
 }
 
 /// Loads the keyring, or explains why not (the message names the file and line, never a key).
-pub fn load(path: &Path) -> Result<Keyring, Fatal> {
-    Keyring::load(path).map_err(|e| {
+pub fn load(keys: &KeyringPath) -> Result<Keyring, Fatal> {
+    Keyring::load(&keys.path).map_err(|e| {
         if is_missing(&e) {
-            Fatal::Message(format!(
-                "{e}; create one with `batv keygen` (or name yours with --keys FILE or $BATV_KEYS)"
-            ))
+            keys.missing(&e, "")
         } else {
             Fatal::Message(e.to_string())
         }
     })
 }
 
-/// Loads the keyring, creating a new one when there is none (the embedded default of `sign`).
-pub fn load_or_create(path: &Path) -> Result<Keyring, Fatal> {
+/// The keyring for `sign`: loaded, or created when it is the default `./batv.keys` and does not
+/// exist yet (a new installation needs no set-up). A keyring named by `--keys` or `$BATV_KEYS`
+/// is never created here: a mistyped path on a signing host would sign with a fresh key that
+/// no verifier has, and every bounce to those senders would be rejected.
+pub fn load_or_create(keys: &KeyringPath) -> Result<Keyring, Fatal> {
+    let path = keys.path.as_path();
     match Keyring::load(path) {
+        Err(e) if is_missing(&e) && keys.origin != Origin::Default => {
+            return Err(keys.missing(&e, ", and sign creates only ./batv.keys by itself"));
+        }
         Err(e) if is_missing(&e) => {}
         other => return other.map_err(|e| Fatal::Message(e.to_string())),
     }
@@ -44,7 +143,7 @@ pub fn load_or_create(path: &Path) -> Result<Keyring, Fatal> {
             Ok(keyring)
         }
         // Another process created it between our look and our create: use theirs.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load(path),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load(keys),
         Err(e) => Err(Fatal::Message(format!(
             "no keyring at {} and cannot create one there: {e}",
             path.display()
@@ -53,7 +152,8 @@ pub fn load_or_create(path: &Path) -> Result<Keyring, Fatal> {
 }
 
 /// `batv keygen`: a new keyring with one key of `scheme`, refusing to touch an existing file.
-pub fn keygen_new(path: &Path, scheme: Scheme) -> Result<(), Fatal> {
+pub fn keygen_new(keys: &KeyringPath, scheme: Scheme) -> Result<(), Fatal> {
+    let path = keys.path.as_path();
     let key = Key::generate(1, scheme).map_err(|e| Fatal::Message(format!("keyring: {e}")))?;
     let keyring = Keyring::with_key(key);
     match create(path, &keyring) {
@@ -78,12 +178,11 @@ pub fn keygen_new(path: &Path, scheme: Scheme) -> Result<(), Fatal> {
 
 /// `batv keygen --rotate`: adds the next key number, makes it the sign key, and replaces the
 /// file atomically, keeping its owner, group and (at most 0640) permissions.
-pub fn keygen_rotate(path: &Path) -> Result<(), Fatal> {
+pub fn keygen_rotate(keys: &KeyringPath) -> Result<(), Fatal> {
+    let path = keys.path.as_path();
     let old = Keyring::load(path).map_err(|e| {
         if is_missing(&e) {
-            Fatal::Message(format!(
-                "{e}; there is nothing to rotate: create it with `batv keygen`"
-            ))
+            keys.missing(&e, "; there is nothing to rotate")
         } else {
             Fatal::Message(e.to_string())
         }

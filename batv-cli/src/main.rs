@@ -26,8 +26,10 @@ Exit status:
   2  nothing useful was done: a usage error, a missing, unreadable or insecure keyring, or an
      input/output error
 
-The keyring is --keys FILE, else $BATV_KEYS, else ./batv.keys. With no ADDRESS arguments,
-addresses are read from standard input, one per line (\\n or \\r\\n).";
+The keyring is --keys FILE, else $BATV_KEYS, else ./batv.keys. Only ./batv.keys is created
+by sign when it is missing; a missing keyring named by --keys or $BATV_KEYS is an error (exit
+2). With no ADDRESS arguments, addresses are read from standard input, one per line (\\n or
+\\r\\n).";
 
 /// BATV (prvs=) bounce address tags: sign envelope senders, verify and strip tags on bounce
 /// recipients, and decide whether to accept a bounce.
@@ -44,8 +46,9 @@ Every command takes addresses as arguments, or reads them from standard input on
 when none are given, and prints one line per address."
 )]
 struct Cli {
-    /// The keyring file (secret keys; must not be readable by other users) [default:
-    /// $BATV_KEYS when set and not empty, else ./batv.keys]
+    /// The keyring file (secret keys; must not be readable by other users). A keyring named
+    /// here or by $BATV_KEYS must exist: only the default ./batv.keys is ever created by sign
+    /// [default: $BATV_KEYS when set and not empty, else ./batv.keys]
     #[arg(long, global = true, value_name = "FILE")]
     keys: Option<PathBuf>,
 
@@ -94,8 +97,10 @@ keyring's sign key, one per line. The null sender (an empty line) and addresses 
 carry a tag are printed unchanged. An address that cannot be signed (no @, empty local part or \
 domain, a control character, not UTF-8, or over 254 octets once signed) gets an empty output \
 line and a message on standard error naming its line; send such mail untagged.\n\n\
-If the keyring file does not exist, sign creates a new one (mode 0600) and says so on standard \
-error: a new installation needs no set-up.",
+When no keyring is named (no --keys, no $BATV_KEYS) and ./batv.keys does not exist, sign \
+creates it (mode 0600) and says so on standard error: a new installation needs no set-up. A \
+keyring named by --keys or $BATV_KEYS is never created by sign: a mistyped path would sign with \
+a key that no verifier has. sign then exits 2 and prints the keygen command that creates it.",
         after_help = "Exit status: 0 every address signed (or passed unchanged); 1 some could \
 not be signed; 2 keyring or usage error.\n\nExample: batv sign user@example.com\n  \
 prvs=1790c1c5ba=user@example.com"
@@ -244,8 +249,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<bool, Fatal> {
-    let keys = keyring_path(cli.keys)?;
-    let keys = keys.as_path();
+    let keys = &keyfile::KeyringPath::resolve(cli.keys)?;
     let clock = Clock(cli.now);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(input::IO_CHUNK, stdout.lock());
@@ -284,19 +288,6 @@ fn run(cli: Cli) -> Result<bool, Fatal> {
     }?;
     out.flush().map_err(Fatal::writing)?;
     Ok(result)
-}
-
-/// `--keys FILE`, else `$BATV_KEYS` unless it is empty, else `./batv.keys`.
-fn keyring_path(option: Option<PathBuf>) -> Result<PathBuf, Fatal> {
-    match option {
-        Some(p) if p.as_os_str().is_empty() => {
-            Err(Fatal::Message("--keys names an empty path".into()))
-        }
-        Some(p) => Ok(p),
-        None => Ok(std::env::var_os("BATV_KEYS")
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from("./batv.keys"), PathBuf::from)),
-    }
 }
 
 fn build_policy(

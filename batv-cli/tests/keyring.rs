@@ -209,20 +209,132 @@ fn sign_creates_the_keyring_it_needs_and_says_so() {
     assert_eq!(run.expect_code(0).out(), "user@example.com\n");
 }
 
-#[test]
-fn sign_cannot_create_a_keyring_in_a_missing_directory() {
-    let s = Scratch::new("autocreate-nodir");
-    let run = s.run(
-        &["--keys", "no/such/dir/batv.keys", "sign", "a@example.com"],
-        b"",
+/// Runs the `create it with: ...` command a message suggests, with this `batv` first in PATH,
+/// so the hint is proved to work as printed (quoting included).
+fn run_suggested_command(s: &Scratch, stderr: &str) -> common::Run {
+    let (_, command) = stderr
+        .trim_end()
+        .split_once("create it with: ")
+        .unwrap_or_else(|| panic!("no command suggested: {stderr}"));
+    assert!(command.starts_with("batv keygen"), "{command}");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_batv"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
     );
+    let mut sh = std::process::Command::new("sh");
+    sh.current_dir(&s.dir)
+        .env("PATH", path)
+        .env_remove("BATV_KEYS")
+        .args(["-c", command]);
+    s.run_command(sh, b"")
+}
+
+#[test]
+fn sign_never_creates_a_keyring_named_by_keys_or_env() {
+    let s = Scratch::new("explicit-missing");
+    // A typo in --keys, in $BATV_KEYS, a path that needs shell quoting, a missing directory.
+    let cases: [(&str, bool, &str); 4] = [
+        ("typo.keys", false, "(named by --keys)"),
+        ("env-typo.keys", true, "(named by $BATV_KEYS)"),
+        ("it's my keys.keys", false, "(named by --keys)"),
+        ("no/such/dir/batv.keys", false, "(named by --keys)"),
+    ];
+    for (name, from_env, named_by) in cases {
+        let mut cmd = s.command();
+        if from_env {
+            cmd.env("BATV_KEYS", name);
+        } else {
+            cmd.args(["--keys", name]);
+        }
+        cmd.args(["--now", NOW, "sign", "user@example.com"]);
+        let run = s.run_command(cmd, b"");
+        run.expect_code(2);
+        assert!(run.stdout.is_empty(), "{name}: nothing may be signed");
+        assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("keyring {name}: "))
+                && run.stderr.contains("does not exist")
+                && run.stderr.contains(named_by)
+                && run.stderr.contains("batv keygen --keys "),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(!s.dir.join(name).exists(), "{name} must not be created");
+        assert!(!s.keys().exists(), "{name}: nor the default keyring");
+    }
+
+    // The suggested command, pasted into a shell as printed, creates exactly that keyring,
+    // after which sign works with it and makes tags that verify against it.
+    let name = "it's my keys.keys";
+    let run = s.run(&["--keys", name, "sign", "user@example.com"], b"");
     run.expect_code(2);
     assert!(
-        run.stderr.contains("no/such/dir/batv.keys"),
+        run.stderr.contains("'it'\\''s my keys.keys'"),
         "{}",
         run.stderr
     );
-    assert!(run.stdout.is_empty());
+    run_suggested_command(&s, &run.stderr).expect_code(0);
+    assert_eq!(mode(&s.dir.join(name)), 0o600);
+    assert!(!s.keys().exists());
+    let tag = s
+        .run(
+            &["--keys", name, "--now", NOW, "sign", "user@example.com"],
+            b"",
+        )
+        .expect_code(0)
+        .out();
+    let run = s.run(
+        &["--keys", name, "--now", NOW, "verify", tag.trim_end()],
+        b"",
+    );
+    assert_eq!(run.expect_code(0).out(), "user@example.com\n");
+
+    // Named explicitly, even the default's own name is not created.
+    let run = s.run(&["--keys", "./batv.keys", "sign", "user@example.com"], b"");
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("batv keygen --keys ./batv.keys"),
+        "{}",
+        run.stderr
+    );
+    assert!(!s.keys().exists());
+}
+
+#[test]
+fn every_command_names_a_missing_explicit_keyring_and_how_to_create_it() {
+    let s = Scratch::new("explicit-missing-all");
+    for args in [
+        &["verify", "prvs=1790c1c5ba=user@example.com"][..],
+        &["status", "user@example.com"],
+        &["check", "--sender", "", "--recipient", "user@example.com"],
+        &["keygen", "--rotate"],
+    ] {
+        for from_env in [false, true] {
+            let mut cmd = s.command();
+            if from_env {
+                cmd.env("BATV_KEYS", "site.keys");
+            } else {
+                cmd.args(["--keys", "site.keys"]);
+            }
+            cmd.args(args);
+            let run = s.run_command(cmd, b"");
+            run.expect_code(2);
+            assert!(run.stdout.is_empty());
+            assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+            assert!(
+                run.stderr.contains("keyring site.keys: ")
+                    && run.stderr.contains("batv keygen --keys site.keys"),
+                "{args:?}: {}",
+                run.stderr
+            );
+            assert!(!s.dir.join("site.keys").exists(), "{args:?}");
+        }
+    }
+    assert!(!s.keys().exists());
 }
 
 #[test]
