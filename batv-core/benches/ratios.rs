@@ -35,6 +35,84 @@ const BATCH: u32 = 1000;
 
 type Op<'a> = Box<dyn FnMut() -> usize + 'a>;
 
+/// An HMAC's two dependent compressions over a given inner block.
+#[inline(always)]
+fn probe_hmac(inner: [[u8; 64]; 1]) -> usize {
+    let mut s = IV;
+    sha2::block_api::compress256(&mut s, &inner);
+    let mut outer = [[0u8; 64]; 1];
+    for (d, w) in outer[0].chunks_exact_mut(4).zip(&s) {
+        d.copy_from_slice(&w.to_be_bytes());
+    }
+    outer[0][32] = 0x80;
+    outer[0][62] = 3;
+    let mut o = IV;
+    sha2::block_api::compress256(&mut o, &outer);
+    o[0] as usize
+}
+
+/// The inner block as `mac.rs` builds it: octet-sized stores into a zeroed block.
+#[inline(always)]
+fn inner_bytes(kddd: &[u8; 4], a: &[u8]) -> [[u8; 64]; 1] {
+    let n = 4 + a.len();
+    let mut b = [[0u8; 64]; 1];
+    let bytes = b.as_flattened_mut();
+    bytes[..4].copy_from_slice(kddd);
+    for (d, &s) in bytes[4..n].iter_mut().zip(a) {
+        *d = s | (u8::from(s.is_ascii_uppercase()) << 5);
+    }
+    bytes[n] = 0x80;
+    bytes[56..].copy_from_slice(&((64 + n) as u64 * 8).to_be_bytes());
+    b
+}
+
+/// A block written as four 16-octet stores of (lower-cased) address windows: what a block
+/// builder that realigns in registers would store. Needs an address of at least 16 octets.
+#[inline(always)]
+fn inner_wide(a: &[u8]) -> [[u8; 64]; 1] {
+    let mut b = [[0u8; 64]; 1];
+    for c in 0..4 {
+        let at = (16 * c).min(a.len() - 16);
+        let w: [u8; 16] = a[at..at + 16].try_into().expect("16 octets");
+        let w = w.map(|s| s | (u8::from(s.is_ascii_uppercase()) << 5));
+        b[0][16 * c..16 * c + 16].copy_from_slice(&w);
+    }
+    b
+}
+
+/// The inner block of `K DDD lower(address)` for a 16..=51-octet address, each 16-octet chunk
+/// assembled in registers from 16-octet loads of the address and written with one store.
+#[inline(always)]
+fn inner_realigned(kddd: &[u8; 4], a: &[u8]) -> [[u8; 64]; 1] {
+    let (l, n) = (a.len(), a.len() + 4);
+    let window = |at: usize| u128::from_le_bytes(a[at..at + 16].try_into().expect("16 octets"));
+    let mut b = [[0u8; 64]; 1];
+    for c in 0..4 {
+        // Chunk c holds message octets 16c..16c+16, that is address octets 16c-4.. .
+        let data = if c == 0 {
+            window(0) << 32 | u128::from(u32::from_le_bytes(*kddd))
+        } else if 16 * c + 12 <= l {
+            window(16 * c - 4)
+        } else if 16 * c - 4 < l {
+            window(l - 16) >> (8 * (16 * c + 12 - l))
+        } else {
+            0
+        };
+        let d = data.to_le_bytes().map(|s| s | (u8::from(s.is_ascii_uppercase()) << 5));
+        let mut mark = 0u128;
+        if let Some(pos) = n.checked_sub(16 * c).filter(|&p| p < 16) {
+            mark |= 0x80 << (8 * pos);
+        }
+        if c == 3 {
+            mark |= u128::from(((64 + n) as u64 * 8).swap_bytes()) << 64;
+        }
+        let m = mark.to_le_bytes();
+        let chunk: [u8; 16] = core::array::from_fn(|i| d[i] | m[i]);
+        b[0][16 * c..16 * c + 16].copy_from_slice(&chunk);
+    }
+    b
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -54,6 +132,11 @@ fn main() {
     let t_long = k256.sign_at(&long, NOW).expect("signs").into_owned();
     let t1_short = k1.sign_at(short, NOW).expect("signs").into_owned();
     let blocks = [[0x36u8; 64], [0x5cu8; 64]];
+    // The realigned builder must build exactly the block the octet builder does.
+    for len in 16..=51 {
+        let a: Vec<u8> = (0..len).map(|i| b"aZ@.x09Q-_Mm"[(i * 7 + len) % 12]).collect();
+        assert_eq!(inner_realigned(b"1234", &a), inner_bytes(b"1234", &a), "{len} octets");
+    }
     let mut buf = [0u8; SIGNED_MAX];
     let mut buf1 = [0u8; SIGNED_MAX];
     let mut buf2 = [0u8; SIGNED_MAX];
@@ -89,6 +172,31 @@ fn main() {
                 sha2::block_api::compress256(&mut o, &outer);
                 o[0] as usize
             }),
+        ),
+        (
+            // Probes for the store-forwarding question (see BENCHMARKS.md): the same HMAC
+            // shape (inner block from the short address, then the outer block), with the inner
+            // block written three ways. Not a correct MAC message; only the stores differ.
+            // 1. As mac.rs writes it: zeroed, then `K DDD`, the address, 0x80 and the length.
+            "probe/inner_byte_stores",
+            Box::new(|| probe_hmac(inner_bytes(b"1234", black_box(short.as_bytes())))),
+        ),
+        (
+            // 2. Four 16-octet copies of address windows: each load of the block function
+            //    finds its 16 octets in one store.
+            "probe/inner_16B_stores",
+            Box::new(|| probe_hmac(inner_wide(black_box(short.as_bytes())))),
+        ),
+        (
+            // 2b. The correct block, realigned in safe Rust (u128 shifts, array maps) in the
+            //     hope of 16-octet stores; LLVM splits the first window again (see BENCHMARKS.md).
+            "probe/inner_u128_realigned",
+            Box::new(|| probe_hmac(inner_realigned(b"1234", black_box(short.as_bytes())))),
+        ),
+        (
+            // 3. A constant block: no stores at all before the first compression.
+            "probe/inner_constant",
+            Box::new(|| probe_hmac(black_box([[0x36u8; 64]]))),
         ),
         (
             "sign/short",
