@@ -177,9 +177,26 @@ pub fn keygen_new(keys: &KeyringPath, scheme: Scheme) -> Result<(), Fatal> {
 }
 
 /// `batv keygen --rotate`: adds the next key number, makes it the sign key, and replaces the
-/// file atomically, keeping its owner, group and (at most 0640) permissions.
+/// file atomically, keeping its owner, group and (at most 0640) permissions. Concurrent
+/// rotations take turns, so each one adds its key to the file the previous one wrote.
 pub fn keygen_rotate(keys: &KeyringPath) -> Result<(), Fatal> {
     let path = keys.path.as_path();
+    // Held until the new file has been renamed into place (dropped at the end of this function).
+    let _lock = lock_keyring(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            let e = KeyringError {
+                path: Some(path.to_path_buf()),
+                line: None,
+                kind: KeyringErrorKind::Io(e.kind()),
+            };
+            keys.missing(&e, "; there is nothing to rotate")
+        } else {
+            Fatal::Message(format!(
+                "cannot lock keyring {} for the rotation: {e}",
+                path.display()
+            ))
+        }
+    })?;
     let old = Keyring::load(path).map_err(|e| {
         if is_missing(&e) {
             keys.missing(&e, "; there is nothing to rotate")
@@ -218,6 +235,52 @@ pub fn keygen_rotate(keys: &KeyringPath) -> Result<(), Fatal> {
         ));
     }
     Ok(())
+}
+
+/// How often [`lock_keyring`] starts again because the file was replaced while it waited;
+/// only a file replaced without end (by something that takes no lock) exhausts it.
+const LOCK_ATTEMPTS: usize = 1000;
+
+/// An exclusive lock on the keyring file that is at `path` now, held until the returned file
+/// is closed; `batv keygen --rotate` holds it from its read to its rename.
+///
+/// The lock is on the keyring itself, not on a lock file beside it, so that no extra file
+/// appears in /etc. That takes one check: a rotation replaces the file by rename, so a process
+/// that waited for the lock may get it on the old file, which is no longer the keyring and
+/// guards nothing. It then starts again on the file now at the path. Once the file it locked
+/// is still the one at the path, no other rotation can replace it until this lock is released.
+/// Editors and scripts that take no lock are not held off (advisory lock).
+fn lock_keyring(path: &Path) -> io::Result<File> {
+    for _ in 0..LOCK_ATTEMPTS {
+        // Read-write where allowed: NFS emulates flock with POSIX locks, whose exclusive form
+        // needs a writable descriptor. Nothing is written through it.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .or_else(|_| File::open(path))?;
+        file.lock()?;
+        if is_same_file(&file, &fs::metadata(path)?)? {
+            return Ok(file);
+        }
+    }
+    Err(io::Error::other(
+        "it was replaced again and again while waiting for the lock",
+    ))
+}
+
+#[cfg(unix)]
+fn is_same_file(file: &File, at_path: &fs::Metadata) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    Ok((held.dev(), held.ino()) == (at_path.dev(), at_path.ino()))
+}
+
+// Without inode numbers there is no check: off Unix (not a target of this command), concurrent
+// rotations are not guarded against one renaming a new file over another's locked one.
+#[cfg(not(unix))]
+fn is_same_file(_file: &File, _at_path: &fs::Metadata) -> io::Result<bool> {
+    Ok(true)
 }
 
 /// Writes a new keyring file with mode 0600; fails with `AlreadyExists` rather than replace

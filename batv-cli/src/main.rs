@@ -46,8 +46,8 @@ Every command takes addresses as arguments, or reads them from standard input on
 when none are given, and prints one line per address."
 )]
 struct Cli {
-    /// The keyring file (secret keys; must not be readable by other users). A keyring named
-    /// here or by $BATV_KEYS must exist: only the default ./batv.keys is ever created by sign
+    /// The keyring file (secret keys; must not be readable by other users). sign creates a
+    /// missing keyring only at the default ./batv.keys, never one named here or by $BATV_KEYS
     /// [default: $BATV_KEYS when set and not empty, else ./batv.keys]
     #[arg(long, global = true, value_name = "FILE")]
     keys: Option<PathBuf>,
@@ -74,8 +74,10 @@ operating system), mode 0600. An existing keyring is never overwritten.\n\n\
 With --rotate, add a new key under the next key number (9 wraps to 0) and make it the key \
 that signs. The old keys keep verifying the tags already sent; delete an old key's line only \
 after lifetime + skew days (8 by default). The file is replaced atomically and keeps its owner, \
-group and permissions (so an MTA group that may read it still can). Standard error says which \
-key was added, and whether it replaced an old key with the same number.",
+group and permissions (so an MTA group that may read it still can). Rotations run at the same \
+time take turns (an exclusive lock on the keyring file, from the read to the rename), so none \
+loses a key. Standard error says which key was added, and whether it replaced an old key with \
+the same number.",
         after_help = "Exit status: 0 done; 2 the keyring exists (without --rotate), is missing \
 (with --rotate), is invalid or insecure, or cannot be written."
     )]

@@ -462,3 +462,150 @@ fn keyring_path_is_option_then_env_then_working_directory() {
     run.expect_code(2);
     assert!(run.stderr.contains("--keys"), "{}", run.stderr);
 }
+
+/// Nine `keygen --rotate` processes started together on one keyring, in several rounds. Each
+/// must read the file the previous one wrote: then they take key numbers 1 to 9, one each, and
+/// the file ends with all ten keys. Two rotations that read the same file would both add the
+/// same number, and one of the two keys would be lost. Some name the keyring through a symlink,
+/// as /etc/exim4/batv.keys -> /etc/batv/keys might be: the lock must be on the real file.
+///
+/// Without the lock this fails in the first round (reported numbers such as 1,1,1,2,2,2,3,3,3);
+/// with a lock on the keyring but no check that the locked file is still the one at the path,
+/// it fails too (a waiter wakes up holding the file the previous rotation renamed away).
+#[test]
+fn concurrent_rotations_lose_no_key() {
+    const ROTATIONS: u8 = 9;
+    let first = "key 0 hmac-sha256 text:the key all rotations start from\n";
+    for round in 0..5 {
+        let s = Scratch::new("rotate-race");
+        s.write_keyring("batv.keys", first, 0o600);
+        std::os::unix::fs::symlink("batv.keys", s.dir.join("link.keys")).unwrap();
+        let children: Vec<_> = (0..ROTATIONS)
+            .map(|i| match i % 3 {
+                0 => s.spawn(&["--keys", "link.keys", "keygen", "--rotate"]),
+                _ => s.spawn(&["keygen", "--rotate"]),
+            })
+            .collect();
+        let mut reported = Vec::new();
+        for child in children {
+            let out = child.wait_with_output().expect("wait for batv");
+            let run = common::Run {
+                code: out.status.code().expect("batv was killed by a signal"),
+                stdout: out.stdout,
+                stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+            };
+            s.assert_no_secrets(&run);
+            run.expect_code(0);
+            let number = run
+                .stderr
+                .split_once("added key ")
+                .and_then(|(_, rest)| rest.split_once(' '))
+                .and_then(|(n, _)| n.parse::<u8>().ok())
+                .unwrap_or_else(|| panic!("no key number reported: {}", run.stderr));
+            assert!(!run.stderr.contains("replaced"), "{}", run.stderr);
+            reported.push(number);
+        }
+        reported.sort_unstable();
+        assert_eq!(
+            reported,
+            (1..=ROTATIONS).collect::<Vec<_>>(),
+            "round {round}: two rotations added the same key number"
+        );
+
+        let text = s.read(&s.keys());
+        let keys = key_lines(&text);
+        let numbers: Vec<u8> = keys.iter().map(|k| k.0).collect();
+        assert_eq!(
+            numbers,
+            (0..=ROTATIONS).collect::<Vec<_>>(),
+            "round {round}: {text}"
+        );
+        assert_eq!(keys[0].2, "text:the key all rotations start from");
+        // Ten different secrets: no rotation's key was written twice or lost for another's.
+        let mut secrets: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
+        secrets.sort_unstable();
+        secrets.dedup();
+        assert_eq!(secrets.len(), keys.len(), "round {round}");
+        assert!(
+            text.lines().any(|l| l == format!("sign-key {ROTATIONS}")),
+            "{text}"
+        );
+        assert_eq!(mode(&s.keys()), 0o600);
+        // The file is whole (it parses) and every key in it verifies what it signs.
+        let tag = s
+            .run(&["--now", NOW, "sign", "user@example.com"], b"")
+            .expect_code(0)
+            .out();
+        assert!(tag.starts_with(&format!("prvs={ROTATIONS}")), "{tag}");
+        // No temporary file is left behind.
+        let mut names: Vec<_> = fs::read_dir(&s.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["batv.keys", "link.keys"], "round {round}");
+        assert!(fs::symlink_metadata(s.dir.join("link.keys"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
+
+/// What another rotation does in the middle of its turn: a new keyring file renamed over the
+/// path while the old one is locked. Returns the new file, opened and locked as that rotation's
+/// successor would hold it.
+fn replace_and_lock(s: &Scratch, text: &str) -> fs::File {
+    let new = s.write_keyring("other-rotation.keys", text, 0o600);
+    fs::rename(&new, s.keys()).unwrap();
+    let file = fs::File::open(s.keys()).unwrap();
+    file.lock().unwrap();
+    file
+}
+
+/// A rotation that waited for the lock while the file was replaced must take the lock on the
+/// new file before it reads it; one that went ahead with the lock on the old file would run at
+/// the same time as a rotation holding the new file, and one of the two keys would be lost.
+#[test]
+fn a_waiting_rotation_locks_the_file_that_replaced_the_one_it_waited_for() {
+    let s = Scratch::new("rotate-wait");
+    let wait = std::time::Duration::from_millis(300);
+    let one = "key 1 hmac-sha256 text:the first file's only key\n";
+    s.write_keyring("batv.keys", one, 0o600);
+    let first = fs::File::open(s.keys()).unwrap();
+    first.lock().unwrap();
+
+    let mut child = s.spawn(&["keygen", "--rotate"]);
+    drop(child.stdin.take());
+    std::thread::sleep(wait);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the rotation did not wait for the lock"
+    );
+
+    // Replaced and held by another rotation's successor, then the first lock is released.
+    let five = format!("sign-key 5\n{one}key 5 hmac-sha1 text:key five of the second file\n");
+    let second = replace_and_lock(&s, &five);
+    drop(first);
+    std::thread::sleep(wait);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the rotation went ahead while another held the file now at the path"
+    );
+
+    // That one replaces the file too; only then may the waiting rotation run, on the newest file.
+    let seven = format!("sign-key 7\n{five}key 7 hmac-sha256 text:key seven of the third file\n")
+        .replacen("sign-key 5\n", "", 1);
+    let third = replace_and_lock(&s, &seven);
+    drop(second);
+    drop(third);
+
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("added key 8 (hmac-sha256)"), "{stderr}");
+    let text = s.read(&s.keys());
+    let numbers: Vec<u8> = key_lines(&text).iter().map(|k| k.0).collect();
+    assert_eq!(numbers, [1, 5, 7, 8], "{text}");
+    assert!(text.contains("key 7 hmac-sha256 text:key seven of the third file"));
+    assert!(text.lines().any(|l| l == "sign-key 8"), "{text}");
+}
