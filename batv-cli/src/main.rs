@@ -85,10 +85,10 @@ the same number.",
         /// Add a new signing key to the existing keyring instead of creating one.
         #[arg(long)]
         rotate: bool,
-        /// MAC scheme of the new keyring's key: hmac-sha256 (default; case-insensitive
-        /// addresses) or hmac-sha1 (Exim ${prvs} compatible). A rotation keeps the signing
-        /// key's scheme.
-        #[arg(long, value_enum, conflicts_with = "rotate")]
+        /// MAC scheme of the new key: hmac-sha256 (case-insensitive addresses; the default for
+        /// a new keyring) or hmac-sha1 (Exim ${prvs} compatible). With --rotate the default is
+        /// the signing key's scheme; name the other one to move the keyring to it.
+        #[arg(long, value_enum)]
         scheme: Option<SchemeName>,
     },
 
@@ -256,7 +256,10 @@ fn run(cli: Cli) -> Result<bool, Fatal> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(input::IO_CHUNK, stdout.lock());
     let result = match &cli.command {
-        Command::Keygen { rotate: true, .. } => keyfile::keygen_rotate(keys).map(|()| true),
+        Command::Keygen {
+            rotate: true,
+            scheme,
+        } => keyfile::keygen_rotate(keys, scheme.map(Scheme::from)).map(|()| true),
         Command::Keygen {
             rotate: false,
             scheme,

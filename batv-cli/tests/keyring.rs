@@ -78,9 +78,110 @@ fn keygen_scheme_hmac_sha1() {
     let run = s.run(&["keygen", "--scheme", "hmac-md5"], b"");
     run.expect_code(2);
     assert!(run.stderr.contains("hmac-md5"), "{}", run.stderr);
-    // A rotation keeps the signing key's scheme; asking for another one is a usage error.
-    s.run(&["keygen", "--rotate", "--scheme", "hmac-sha256"], b"")
-        .expect_code(2);
+    // A rotation keeps the signing key's scheme unless told otherwise.
+    let run = s.run(&["keygen", "--rotate"], b"");
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("added key 2 (hmac-sha1)"),
+        "{}",
+        run.stderr
+    );
+    let run = s.run(&["keygen", "--rotate", "--scheme", "hmac-sha1"], b"");
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("added key 3 (hmac-sha1)"),
+        "{}",
+        run.stderr
+    );
+    let schemes: Vec<String> = key_lines(&s.read(&s.keys()))
+        .into_iter()
+        .map(|k| k.1)
+        .collect();
+    assert_eq!(schemes, ["hmac-sha1"; 3]);
+}
+
+/// Moving an Exim-compatible keyring to hmac-sha256: the new key has the scheme asked for, and
+/// everything else in the file stays as it was.
+#[test]
+fn rotate_to_another_scheme_adds_a_key_of_that_scheme() {
+    let s = Scratch::new("rotate-scheme");
+    let text = "# shared with exim\nlifetime-days 10\nskew-days 2\nsign-key 1\n\
+                key 0 hmac-sha256 hex:000102030405060708090a0b0c0d0e0f\n\
+                key 1 hmac-sha1 text:secret shared with exim\n";
+    s.write_keyring("batv.keys", text, 0o640);
+    let old_tag = s
+        .run(&["--now", NOW, "sign", "User@Example.com"], b"")
+        .expect_code(0)
+        .out();
+    assert!(old_tag.starts_with("prvs=1"), "{old_tag}");
+
+    let run = s.run(&["keygen", "--rotate", "--scheme", "hmac-sha256"], b"");
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("added key 2 (hmac-sha256)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("key(s) 0, 1 still verify") && run.stderr.contains("12 days"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(mode(&s.keys()), 0o640);
+
+    let after = s.read(&s.keys());
+    let keys = key_lines(&after);
+    let summary: Vec<(u8, &str)> = keys.iter().map(|k| (k.0, k.1.as_str())).collect();
+    assert_eq!(
+        summary,
+        [(0, "hmac-sha256"), (1, "hmac-sha1"), (2, "hmac-sha256")]
+    );
+    assert_eq!(keys[0].2, "hex:000102030405060708090a0b0c0d0e0f");
+    assert_eq!(keys[1].2, "text:secret shared with exim");
+    assert!(keys[2].2.starts_with("base64:") && keys[2].2.len() == 7 + 44);
+    for line in ["sign-key 2", "lifetime-days 10", "skew-days 2"] {
+        assert!(after.lines().any(|l| l == line), "{line}: {after}");
+    }
+
+    // The new key signs, and it is an hmac-sha256 key in effect: a tag made for mixed case
+    // verifies in upper case (an hmac-sha1 key hashes the address as written).
+    let new_tag = s
+        .run(&["--now", NOW, "sign", "User@Example.com"], b"")
+        .expect_code(0)
+        .out();
+    assert!(new_tag.starts_with("prvs=2"), "{new_tag}");
+    let upper = new_tag
+        .trim_end()
+        .to_uppercase()
+        .replacen("PRVS", "prvs", 1);
+    let run = s.run(&["--now", NOW, "verify", &upper], b"");
+    assert_eq!(run.expect_code(0).out(), "USER@EXAMPLE.COM\n");
+    // The old key still verifies the tags it made.
+    let run = s.run(&["--now", NOW, "verify", old_tag.trim_end()], b"");
+    assert_eq!(run.expect_code(0).out(), "User@Example.com\n");
+}
+
+#[test]
+fn rotate_to_another_scheme_past_nine_replaces_key_zero_and_says_so() {
+    let s = Scratch::new("rotate-scheme-wrap");
+    let text = "sign-key 9\nkey 0 hmac-sha1 text:zero key that will go\n\
+                key 9 hmac-sha1 text:the nine key\n";
+    s.write_keyring("batv.keys", text, 0o600);
+    let run = s.run(&["keygen", "--rotate", "--scheme", "hmac-sha256"], b"");
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("added key 0 (hmac-sha256)")
+            && run.stderr.contains("replaced the old key 0"),
+        "{}",
+        run.stderr
+    );
+    let after = s.read(&s.keys());
+    let keys = key_lines(&after);
+    assert_eq!(keys.len(), 2, "{after}");
+    assert_eq!((keys[0].0, keys[0].1.as_str()), (0, "hmac-sha256"));
+    assert!(!after.contains("zero key that will go"));
+    assert_eq!(keys[1], (9, "hmac-sha1".into(), "text:the nine key".into()));
+    assert!(after.lines().any(|l| l == "sign-key 0"), "{after}");
 }
 
 #[test]
