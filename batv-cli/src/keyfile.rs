@@ -183,29 +183,23 @@ pub fn keygen_new(keys: &KeyringPath, scheme: Scheme) -> Result<(), Fatal> {
 /// the file the previous one wrote.
 pub fn keygen_rotate(keys: &KeyringPath, scheme: Option<Scheme>) -> Result<(), Fatal> {
     let path = keys.path.as_path();
-    // Held until the new file has been renamed into place (dropped at the end of this function).
-    let _lock = lock_keyring(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            let e = KeyringError {
-                path: Some(path.to_path_buf()),
-                line: None,
-                kind: KeyringErrorKind::Io(e.kind()),
-            };
-            keys.missing(&e, "; there is nothing to rotate")
-        } else {
-            Fatal::Message(format!(
-                "cannot lock keyring {} for the rotation: {e}",
-                path.display()
-            ))
-        }
-    })?;
-    let old = Keyring::load(path).map_err(|e| {
+    let not_loaded = |e: KeyringError| {
         if is_missing(&e) {
             keys.missing(&e, "; there is nothing to rotate")
         } else {
             Fatal::Message(e.to_string())
         }
+    };
+    // Held until the new file has been renamed into place (dropped at the end of this function).
+    // When the file cannot even be opened, the loader says why in its own words.
+    let _lock = lock_keyring(path).map_err(|e| match Keyring::load(path) {
+        Err(e) => not_loaded(e),
+        Ok(_) => Fatal::Message(format!(
+            "cannot lock keyring {} for the rotation: {e}",
+            path.display()
+        )),
     })?;
+    let old = Keyring::load(path).map_err(&not_loaded)?;
     let replaced = old.rotation_replaces();
     let new = rotated(&old, scheme)?;
     replace(path, &new)
