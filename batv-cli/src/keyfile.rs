@@ -6,7 +6,6 @@ use batv_core::{Key, Keyring, KeyringError, KeyringErrorKind, Scheme};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
 
 /// Where the keyring path came from: only the default may be created by `sign` unasked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,64 +235,12 @@ pub fn keygen_rotate(keys: &KeyringPath, scheme: Option<Scheme>) -> Result<(), F
 /// `old` with a new generated key under the next key number, which signs: of `scheme`, or of
 /// the sign key's scheme when that is `None`. Checked before anything is written.
 fn rotated(old: &Keyring, scheme: Option<Scheme>) -> Result<Keyring, Fatal> {
-    let current = old.signing_key().scheme();
-    let scheme = scheme.unwrap_or(current);
-    let new = if scheme == current {
-        old.rotated().map_err(|e| Fatal::Message(e.to_string()))?
-    } else {
-        rotated_to_scheme(old, scheme)?
-    };
+    let scheme = scheme.unwrap_or(old.signing_key().scheme());
+    let new = old
+        .rotated_with(scheme)
+        .map_err(|e| Fatal::Message(e.to_string()))?;
     check_rotation(old, &new, scheme)?;
     Ok(new)
-}
-
-/// A rotation to another scheme. The core's `Keyring::rotated` keeps the sign key's scheme,
-/// and a keyring offers no way to add a key or choose the sign key; so this writes the file
-/// text of the rotated keyring and parses it: the old text (as the core writes it) without a
-/// key under the next number, with that number as `sign-key`, plus the new key's line (as the
-/// core writes it for a keyring of that one key).
-fn rotated_to_scheme(old: &Keyring, scheme: Scheme) -> Result<Keyring, Fatal> {
-    let next = old.next_key_number();
-    let key = Key::generate(next, scheme).map_err(|e| Fatal::Message(format!("keyring: {e}")))?;
-    let key_text = Keyring::with_key(key).to_file_text();
-    let old_text = old.to_file_text();
-    let unexpected = || {
-        Fatal::Message(
-            "cannot rotate to another scheme: the core wrote keyring text this command does not \
-             expect; the keyring was not changed"
-                .into(),
-        )
-    };
-    let key_line = key_text
-        .split('\n')
-        .find(|l| l.starts_with("key "))
-        .ok_or_else(unexpected)?;
-    let old_key_line = format!("key {next} ");
-    // Room for all of it up front: a String that grows leaves copies of the secrets behind.
-    let mut text = Zeroizing::new(String::with_capacity(old_text.len() + key_line.len() + 16));
-    let mut sign_key_lines = 0;
-    for line in old_text.split_terminator('\n') {
-        if line.starts_with("sign-key ") {
-            sign_key_lines += 1;
-            text.push_str("sign-key ");
-            text.push(char::from(b'0' + next));
-        } else if line.starts_with(&old_key_line) {
-            continue;
-        } else {
-            text.push_str(line);
-        }
-        text.push('\n');
-    }
-    if sign_key_lines != 1 {
-        return Err(unexpected());
-    }
-    text.push_str(key_line);
-    text.push('\n');
-    Keyring::parse(&text).map_err(|e| {
-        Fatal::Message(format!(
-            "cannot rotate to another scheme: {e}; the keyring was not changed"
-        ))
-    })
 }
 
 /// Refuses a rotated keyring that is not the old one plus one new signing key of `scheme`:

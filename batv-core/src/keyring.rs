@@ -150,8 +150,14 @@ impl Keyring {
     /// (9 wraps to 0), which becomes the sign key. The old keys keep verifying; a key already
     /// under that number is replaced (see [`Keyring::rotation_replaces`]).
     pub fn rotated(&self) -> Result<Keyring, KeyringError> {
+        self.rotated_with(self.signing_key().scheme)
+    }
+
+    /// Like [`Keyring::rotated`], with a new key of `scheme`: how a keyring shared with Exim's
+    /// `${prvs}` (hmac-sha1) moves to hmac-sha256 once every server runs libbatv. The old keys,
+    /// of whatever scheme, keep verifying.
+    pub fn rotated_with(&self, scheme: Scheme) -> Result<Keyring, KeyringError> {
         let next = self.next_key_number();
-        let scheme = self.signing_key().scheme;
         let key = Key::generate(next, scheme).map_err(KeyringError::from_kind)?;
         let mut ring = self.clone();
         ring.keys[usize::from(next)] = Some(key);

@@ -189,3 +189,22 @@ fn rotation_adds_the_next_key_and_keeps_the_old_one_verifying() {
     assert!(text.contains("sign-key 0\n"));
     assert_eq!(Keyring::parse(&text).unwrap().status_at(&old_tag, now), Outcome::Valid);
 }
+
+#[test]
+fn rotation_to_another_scheme_signs_with_it_and_keeps_the_old_key() {
+    let now = 1_795_700_000;
+    let old = Keyring::parse("key 0 hmac-sha1 text:shared with exim\n").unwrap();
+    let old_tag = old.sign_at("User@Example.com", now).unwrap().into_owned();
+    let new = old.rotated_with(Scheme::HmacSha256).unwrap();
+    assert_eq!(new.signing_key().number(), 1);
+    assert_eq!(new.signing_key().scheme(), Scheme::HmacSha256);
+    assert_eq!(new.key(0).unwrap().scheme(), Scheme::HmacSha1);
+    assert_eq!(new.status_at(&old_tag, now), Outcome::Valid);
+    // The new key really is hmac-sha256: it signs the lower-cased address, so a relay that
+    // upper-cases the tag and the address does not break it.
+    let tag = new.sign_at("User@Example.com", now).unwrap().into_owned();
+    assert!(tag.starts_with("prvs=1"), "{tag}");
+    assert_eq!(new.status_at(&tag.to_ascii_uppercase().replacen("PRVS=", "prvs=", 1), now), Outcome::Valid);
+    // And the same scheme again is what `rotated` does.
+    assert_eq!(new.rotated_with(Scheme::HmacSha256).unwrap().signing_key().scheme(), Scheme::HmacSha256);
+}
