@@ -143,6 +143,13 @@ pub enum AddressProblem {
     EmptyDomain,
     /// An ASCII control character (NUL, CR, LF, ...) in the address.
     ControlCharacter,
+    /// A `<` or `>` outside a quoted local part: the address was given as SMTP writes a path
+    /// (`<user@example.com>`). Sign the address inside the brackets; `<>` alone is the null
+    /// sender and comes back unchanged.
+    AngleBrackets,
+    /// A space or other whitespace outside a quoted local part (`" user@example.com"`,
+    /// `us er@example.com`). `"john doe"@example.com` is a quoted local part and signs.
+    Whitespace,
     /// The address, or its signed form, is over 254 octets; send it untagged.
     TooLong {
         /// The length of the address as given.
@@ -159,6 +166,12 @@ impl fmt::Display for AddressProblem {
             AddressProblem::ControlCharacter => {
                 f.write_str("not an address: it contains a control character")
             }
+            AddressProblem::AngleBrackets => f.write_str(
+                "not an address: it contains '<' or '>'; remove the angle brackets and sign the address inside <...>",
+            ),
+            AddressProblem::Whitespace => f.write_str(
+                "not an address: it contains a space or other whitespace outside a quoted local part",
+            ),
             AddressProblem::TooLong { len } => write!(
                 f,
                 "too long: the address is {len} octets and its signed form would exceed 254"

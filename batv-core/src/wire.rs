@@ -272,44 +272,85 @@ pub(crate) fn is_forbidden(b: u8) -> bool {
     b < 0x20 || b == 0x7f
 }
 
-/// What one pass over an address finds: whether a byte is forbidden ([`is_forbidden`]), and
-/// where the last `@` is.
+/// What one pass over an address finds: whether a byte is forbidden ([`is_forbidden`]), where
+/// the last `@` is, and (signing only) whether a byte is [`is_unusual`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Scan {
     forbidden: bool,
     last_at: Option<usize>,
+    /// Looked for by [`scan_to_sign`] only; [`scan`] leaves it false.
+    unusual: bool,
+}
+
+/// Bytes that are fine in some places of an address and wrong in others, so signing looks
+/// closer when one occurs: a space, `<` and `>` (RFC 5321 allows them only inside a quoted
+/// local part), and every non-ASCII byte (it may start Unicode whitespace).
+fn is_unusual(b: u8) -> bool {
+    matches!(b, b' ' | b'<' | b'>') || b >= 0x80
+}
+
+/// The parser's scan: `forbidden` and `last_at`. It does not look for unusual bytes, so
+/// verification pays nothing for what only signing needs.
+#[inline]
+fn scan(b: &[u8]) -> Scan {
+    scan_words::<false>(b)
+}
+
+/// The signer's scan: [`scan`], and `unusual` in the same pass.
+#[inline]
+fn scan_to_sign(b: &[u8]) -> Scan {
+    scan_words::<true>(b)
 }
 
 /// Scans eight bytes at a time: this runs on every address signed or verified, and the byte
 /// loops it replaces cost more than the rest of the parse (issue 6, measured).
+///
+/// With `SIGN`, the words are tested for the union of forbidden and unusual bytes only, which
+/// costs less per word than telling them apart; the rare address that has one (non-ASCII, a
+/// space, `<`, `>`, a control character) is then looked at byte by byte.
 #[inline]
-fn scan(b: &[u8]) -> Scan {
+fn scan_words<const SIGN: bool>(b: &[u8]) -> Scan {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let exact = |b: &[u8]| Scan {
+        forbidden: b.iter().any(|&c| is_forbidden(c)),
+        last_at: b.iter().rposition(|&c| c == b'@'),
+        unusual: SIGN && b.iter().any(|&c| is_unusual(c)),
+    };
     if b.len() < 8 {
-        return Scan {
-            forbidden: b.iter().any(|&c| is_forbidden(c)),
-            last_at: b.iter().rposition(|&c| c == b'@'),
-        };
+        return exact(b);
     }
     // Per word: exact "some byte is below 0x20" and "some byte is 0x7f" tests (the
     // bit-twiddling `hasless` and `haszero`; bytes of 0x80 and above trigger neither), and the
-    // exact high bit of every byte equal to `@` (no carry crosses a byte).
+    // exact high bit of every byte equal to `@` (no carry crosses a byte). For signing instead
+    // of the first two: "some byte is below 0x21" (controls and space), "some byte is 0x7f or
+    // above" (adding 1 sets the high bit of exactly those; only 0xff carries, and it is one),
+    // and `haszero` for `<` or `>` at once (setting bit 1 maps exactly those two onto `>`).
+    // As "some byte" tests all of these are exact, and `& HIGH` waits until the end.
     let word = |x: u64| {
-        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let y = x ^ (ONES * 0x7f);
-        let del = y.wrapping_sub(ONES) & !y & HIGH;
+        let flags = if SIGN {
+            let below_bang = x.wrapping_sub(ONES * 0x21) & !x;
+            let del_or_high = x.wrapping_add(ONES) | x;
+            let z = (x | (ONES * 0x02)) ^ (ONES * u64::from(b'>'));
+            let angle = z.wrapping_sub(ONES) & !z;
+            below_bang | del_or_high | angle
+        } else {
+            let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+            let y = x ^ (ONES * 0x7f);
+            let del = y.wrapping_sub(ONES) & !y;
+            below_space | del
+        };
         let a = x ^ (ONES * u64::from(b'@'));
         let at = !(((a & LOW7) + LOW7) | a) & HIGH;
-        (below_space | del, at)
+        (flags, at)
     };
-    let mut forbidden = 0;
+    let mut flags = 0;
     let mut last_at = None;
     let mut visit = |i: usize| {
         if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
             let (f, at) = word(u64::from_le_bytes(w));
-            forbidden |= f;
+            flags |= f;
             if at != 0 {
                 last_at = Some(i + (63 - at.leading_zeros() as usize) / 8);
             }
@@ -321,18 +362,69 @@ fn scan(b: &[u8]) -> Scan {
         visit(8 * k);
     }
     visit(b.len() - 8);
-    Scan { forbidden: forbidden != 0, last_at }
+    let flagged = flags & HIGH != 0;
+    if SIGN && flagged {
+        return Scan { last_at, ..exact(b) };
+    }
+    Scan { forbidden: flagged, last_at, unusual: false }
 }
 
 /// Checks that `address` is a qualified address that can be signed.
 pub(crate) fn check_signable(address: &str) -> Result<(), AddressProblem> {
+    /// A `<`, `>` or whitespace outside a quoted local part: RFC 5321 allows a space (and `<`,
+    /// `>`) in a local part only inside a Quoted-string, and in a domain nowhere. Unicode
+    /// whitespace counts too (RFC 6531 would allow it in an unquoted local part, but there it is a
+    /// copy-and-paste accident, not an address). Angle brackets are named first: removing them is
+    /// the fix for `<user@example.com>`.
+    #[cold]
+    fn outside_quotes_problem(address: &str, last_at: Option<usize>) -> Option<AddressProblem> {
+        let local_is_quoted =
+            |at: usize| quoted_string_len(&address.as_bytes()[..at]) == Some(at);
+        // `at` is the index of an ASCII `@`, so a character boundary.
+        let outside = match last_at {
+            Some(at) if local_is_quoted(at) => &address[at..],
+            _ => address,
+        };
+        if outside.bytes().any(|c| c == b'<' || c == b'>') {
+            return Some(AddressProblem::AngleBrackets);
+        }
+        if outside.chars().any(char::is_whitespace) {
+            return Some(AddressProblem::Whitespace);
+        }
+        None
+    }
+
+    /// The length of the RFC 5321 Quoted-string that starts `b` (`"`, then octets where `\`
+    /// escapes the next one, then the first unescaped `"`), or `None` when `b` does not start with
+    /// a complete one.
+    fn quoted_string_len(b: &[u8]) -> Option<usize> {
+        if b.first() != Some(&b'"') {
+            return None;
+        }
+        let mut i = 1;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
     let b = address.as_bytes();
     if b.len() > MAX_ADDRESS_LEN {
         return Err(AddressProblem::TooLong { len: b.len() });
     }
-    let found = scan(b);
+    let found = scan_to_sign(b);
     if found.forbidden {
         return Err(AddressProblem::ControlCharacter);
+    }
+    // The same pass told whether a closer look is needed at all; plain ASCII addresses skip it.
+    if found.unusual {
+        if let Some(problem) = outside_quotes_problem(address, found.last_at) {
+            return Err(problem);
+        }
     }
     let at = found.last_at.ok_or(AddressProblem::NoAt)?;
     let local = &b[..at];
@@ -491,6 +583,7 @@ mod tests {
         let naive = |b: &[u8]| Scan {
             forbidden: b.iter().any(|&c| is_forbidden(c)),
             last_at: b.iter().rposition(|&c| c == b'@'),
+            unusual: b.iter().any(|&c| c == b' ' || c == b'<' || c == b'>' || !c.is_ascii()),
         };
         let mut checked = 0;
         for len in 1..=20 {
@@ -499,18 +592,62 @@ mod tests {
                     for fill in [b'a', 0xc3, b'@', 0x3f, 0x41] {
                         let mut b = vec![fill; len];
                         b[pos] = v;
-                        assert_eq!(scan(&b), naive(&b), "{b:?}");
+                        assert_eq!(scan_to_sign(&b), naive(&b), "{b:?}");
+                        assert_eq!(scan(&b), Scan { unusual: false, ..naive(&b) }, "{b:?}");
                         // And an `@` earlier than `pos`, so the last one is what counts.
                         b[pos / 2] = b'@';
                         b[pos] = v;
-                        assert_eq!(scan(&b), naive(&b), "{b:?}");
+                        assert_eq!(scan_to_sign(&b), naive(&b), "{b:?}");
+                        assert_eq!(scan(&b), Scan { unusual: false, ..naive(&b) }, "{b:?}");
                         checked += 1;
                     }
                 }
             }
         }
         assert_eq!(checked, 210 * 256 * 5);
+        assert_eq!(scan_to_sign(b""), naive(b""));
         assert_eq!(scan(b""), naive(b""));
+    }
+
+    #[test]
+    fn spaces_and_angle_brackets_only_inside_a_quoted_local_part() {
+        use AddressProblem::{AngleBrackets, Whitespace};
+        let cases: &[(&str, Result<(), AddressProblem>)] = &[
+            ("\"john doe\"@example.com", Ok(())),
+            ("\" \"@example.com", Ok(())),
+            ("\"<john>\"@example.com", Ok(())),
+            ("\"a@b c\"@example.com", Ok(())),
+            ("\"a\\\" b\"@example.com", Ok(())), // an escaped quote does not close the string
+            ("\"j\u{a0}d\"@example.com", Ok(())),
+            ("jos\u{e9}@ex\u{e4}mple.org", Ok(())), // non-ASCII alone is fine
+            ("\"a\" \"b\"@example.com", Err(Whitespace)), // two quoted strings, a space between
+            ("\"a \\\"@example.com", Err(Whitespace)), // the closing quote is escaped
+            ("\"john doe@example.com", Err(Whitespace)),
+            ("\"john\" doe@example.com", Err(Whitespace)),
+            ("\"john doe\"@exa mple.com", Err(Whitespace)),
+            ("\"john doe\" @example.com", Err(Whitespace)),
+            ("user@example.com\u{a0}", Err(Whitespace)),
+            ("\u{3000}user@example.com", Err(Whitespace)),
+            ("us\u{2009}er@example.com", Err(Whitespace)),
+            ("\"john doe\"@<example.com>", Err(AngleBrackets)),
+            ("us<er@example.com", Err(AngleBrackets)),
+            ("user@example.com>", Err(AngleBrackets)),
+            ("John Doe <jd@example.com>", Err(AngleBrackets)), // named before the spaces
+            ("<user>", Err(AngleBrackets)),                     // named before the missing '@'
+            (" user", Err(Whitespace)),
+            ("\"a\x01 b\"@example.com", Err(AddressProblem::ControlCharacter)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(check_signable(input), *want, "{input:?}");
+        }
+        // Every position of the space in a long address (word and tail paths of `scan`).
+        let base = "abcdefghijklmnopqrstuvwxyz@example.com";
+        for i in 0..=base.len() {
+            let a = format!("{} {}", &base[..i], &base[i..]);
+            assert_eq!(check_signable(&a), Err(Whitespace), "{a:?}");
+            let q = format!("\"{} {}\"{}", &base[..i.min(26)], &base[i.min(26)..26], &base[26..]);
+            assert_eq!(check_signable(&q), Ok(()), "{q:?}");
+        }
     }
 
     #[test]

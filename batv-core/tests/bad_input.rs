@@ -39,6 +39,57 @@ fn sign_rejects_what_is_not_an_address() {
 }
 
 #[test]
+fn sign_refuses_angle_brackets_and_unquoted_whitespace() {
+    // SMTP writes a path as `<user@example.com>`; the address to sign is the one inside. RFC
+    // 5321 allows a space (or `<`, `>`) in a local part only inside a quoted string, and in a
+    // domain never: no guess at what was meant, an error that names the problem.
+    let k = keys();
+    let cases: &[(&str, P)] = &[
+        ("<user@example.com>", P::AngleBrackets),
+        ("<user@example.com", P::AngleBrackets),
+        ("user@example.com>", P::AngleBrackets),
+        ("Joe User <user@example.com>", P::AngleBrackets),
+        ("<prvs@example.com>", P::AngleBrackets),
+        ("< >", P::AngleBrackets),
+        (" user@example.com", P::Whitespace),
+        ("user@example.com ", P::Whitespace),
+        ("us er@example.com", P::Whitespace),
+        ("user@exa mple.com", P::Whitespace),
+        ("user @example.com", P::Whitespace),
+        ("user\u{a0}@example.com", P::Whitespace), // a no-break space, as pasted from a document
+        ("\"john doe\" smith@example.com", P::Whitespace), // the space after the quotes
+        ("\"john doe@example.com", P::Whitespace),          // the quote never closes
+        (" ", P::Whitespace),
+        // Tabs and line breaks are control characters, as before.
+        ("\tuser@example.com", P::ControlCharacter),
+        ("user@example.com\r\n", P::ControlCharacter),
+    ];
+    for (input, want) in cases {
+        assert_eq!(k.sign_at(input, NOW), Err(SignError::Address(*want)), "{input:?}");
+        let mut buf = [0u8; batv_core::SIGNED_MAX];
+        assert_eq!(k.sign_into(input, NOW, &mut buf), Err(SignError::Address(*want)), "{input:?}");
+    }
+    let brackets = SignError::Address(P::AngleBrackets).to_string();
+    assert!(brackets.contains("angle brackets") && brackets.contains("<...>"), "{brackets}");
+    let space = SignError::Address(P::Whitespace).to_string();
+    assert!(space.contains("space") && space.contains("quoted local part"), "{space}");
+
+    // A quoted local part keeps its spaces (and may hold `<`, `>`), and signs as before: the
+    // tag goes inside the quotes (SPEC section 2; shared/vectors/batv-scheme.tsv has this one).
+    let sha256 = Keyring::parse("key 0 hmac-sha256 text:secret\n").unwrap();
+    assert_eq!(
+        sha256.sign_at("\"john doe\"@example.com", 1_795_700_000).unwrap(),
+        "\"prvs=0790e9e584=john doe\"@example.com"
+    );
+    for quoted in ["\"john doe\"@example.com", "\" x \"@example.com", "\"<john>\"@example.com", "\"a\\\" b\"@example.com"] {
+        let signed = k.sign_at(quoted, NOW).unwrap();
+        assert_eq!(k.verify_at(&signed, NOW).map(String::from), Ok(quoted.to_string()), "{quoted:?}");
+    }
+    // `<>` alone is the null sender and comes back unchanged, borrowed.
+    assert!(matches!(k.sign_at("<>", NOW), Ok(std::borrow::Cow::Borrowed("<>"))));
+}
+
+#[test]
 fn verify_names_what_is_wrong() {
     let k = keys();
     let cases: &[(&str, VerifyError)] = &[

@@ -341,7 +341,9 @@ pub unsafe extern "C" fn batv_sign(
                 AddressProblem::NoAt
                 | AddressProblem::EmptyLocalPart
                 | AddressProblem::EmptyDomain
-                | AddressProblem::ControlCharacter => BATV_RESULT_NOT_AN_ADDRESS,
+                | AddressProblem::ControlCharacter
+                | AddressProblem::AngleBrackets
+                | AddressProblem::Whitespace => BATV_RESULT_NOT_AN_ADDRESS,
             }),
         }
     }
