@@ -110,8 +110,9 @@ enum batv_result
      */
     BATV_RESULT_BUFFER_TOO_SMALL = 101,
     /**
-     * Input error: not a qualified address (no `@`, empty local part or domain, or a control
-     * character), so it cannot be signed.
+     * Input error: not an address that can be signed: no `@`, an empty local part or domain, a
+     * control character, a `<` or `>` (angle brackets: pass the address inside them), or a
+     * space or other whitespace outside a quoted local part.
      */
     BATV_RESULT_NOT_AN_ADDRESS = 102,
     /**
@@ -350,15 +351,22 @@ void batv_keyring_free(struct batv_keyring *keyring);
 /**
  * Signs an envelope sender (SPEC section 5) as of `now` (`BATV_NOW` for the system clock).
  *
+ * `address` is the envelope sender without the angle brackets of SMTP: `user@example.com`,
+ * not `<user@example.com>`.
+ *
  * On `BATV_RESULT_OK`, `buf` holds the address to use as `MAIL FROM`, NUL-terminated, and
  * `*out_len` its length without the NUL. That is the signed address, or the address itself,
- * unchanged, for the null sender `""` and for an address that is already tagged. Signing is
- * deterministic for an address, key and day, and never allocates memory.
+ * unchanged, for the null sender (`""`, or `"<>"`) and for an address that is already tagged.
+ * A quoted local part keeps the tag inside the quotes (`"john doe"@example.com` signs as
+ * `"prvs=...=john doe"@example.com`). Signing is deterministic for an address, key and day,
+ * and never allocates memory.
  *
- * Errors: `BATV_RESULT_NOT_AN_ADDRESS` (unqualified: no `@`, empty local part or domain, or a
- * control character) and `BATV_RESULT_TOO_LONG` (the signed form would exceed 254 octets):
- * send the message with the address untagged. `BATV_RESULT_BUFFER_TOO_SMALL`,
- * `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_NOT_UTF8`, `BATV_RESULT_PANIC` as everywhere.
+ * Errors: `BATV_RESULT_NOT_AN_ADDRESS` (no `@`, an empty local part or domain, a control
+ * character, a `<` or `>` such as angle brackets around the address, or a space or other
+ * whitespace outside a quoted local part) and `BATV_RESULT_TOO_LONG` (the signed form would
+ * exceed 254 octets): send the message with the address untagged.
+ * `BATV_RESULT_BUFFER_TOO_SMALL`, `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_NOT_UTF8`,
+ * `BATV_RESULT_PANIC` as everywhere.
  *
  * Buffer protocol (the same for every function with `buf, buf_len, out_len`): `out_len` must
  * not be NULL. On OK, `*out_len` is the string length (`strlen(buf)`). On

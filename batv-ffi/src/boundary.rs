@@ -67,8 +67,9 @@ pub enum batv_result {
     /// Input error: the output buffer is too small (or NULL with `buf_len` 0); `*out_len` holds
     /// the length needed, excluding the terminating NUL. Nothing usable was written.
     BATV_RESULT_BUFFER_TOO_SMALL = 101,
-    /// Input error: not a qualified address (no `@`, empty local part or domain, or a control
-    /// character), so it cannot be signed.
+    /// Input error: not an address that can be signed: no `@`, an empty local part or domain, a
+    /// control character, a `<` or `>` (angle brackets: pass the address inside them), or a
+    /// space or other whitespace outside a quoted local part.
     BATV_RESULT_NOT_AN_ADDRESS = 102,
     /// Input error: the address, or its signed form, is over 254 octets. Send it untagged.
     BATV_RESULT_TOO_LONG = 103,

@@ -147,7 +147,7 @@ fn known_message(r: batv_result) -> &'static core::ffi::CStr {
             c"the output buffer is too small: *out_len holds the length needed without the NUL"
         }
         BATV_RESULT_NOT_AN_ADDRESS => {
-            c"not an address: no '@', an empty local part or domain, or a control character"
+            c"not an address: no '@', an empty local part or domain, a control character, angle brackets, or whitespace outside a quoted local part"
         }
         BATV_RESULT_TOO_LONG => c"too long: the address or its signed form exceeds 254 octets",
         BATV_RESULT_NOT_UTF8 => c"a string argument is not valid UTF-8",
@@ -294,15 +294,22 @@ pub unsafe extern "C" fn batv_keyring_free(keyring: *mut batv_keyring) {
 
 /// Signs an envelope sender (SPEC section 5) as of `now` (`BATV_NOW` for the system clock).
 ///
+/// `address` is the envelope sender without the angle brackets of SMTP: `user@example.com`,
+/// not `<user@example.com>`.
+///
 /// On `BATV_RESULT_OK`, `buf` holds the address to use as `MAIL FROM`, NUL-terminated, and
 /// `*out_len` its length without the NUL. That is the signed address, or the address itself,
-/// unchanged, for the null sender `""` and for an address that is already tagged. Signing is
-/// deterministic for an address, key and day, and never allocates memory.
+/// unchanged, for the null sender (`""`, or `"<>"`) and for an address that is already tagged.
+/// A quoted local part keeps the tag inside the quotes (`"john doe"@example.com` signs as
+/// `"prvs=...=john doe"@example.com`). Signing is deterministic for an address, key and day,
+/// and never allocates memory.
 ///
-/// Errors: `BATV_RESULT_NOT_AN_ADDRESS` (unqualified: no `@`, empty local part or domain, or a
-/// control character) and `BATV_RESULT_TOO_LONG` (the signed form would exceed 254 octets):
-/// send the message with the address untagged. `BATV_RESULT_BUFFER_TOO_SMALL`,
-/// `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_NOT_UTF8`, `BATV_RESULT_PANIC` as everywhere.
+/// Errors: `BATV_RESULT_NOT_AN_ADDRESS` (no `@`, an empty local part or domain, a control
+/// character, a `<` or `>` such as angle brackets around the address, or a space or other
+/// whitespace outside a quoted local part) and `BATV_RESULT_TOO_LONG` (the signed form would
+/// exceed 254 octets): send the message with the address untagged.
+/// `BATV_RESULT_BUFFER_TOO_SMALL`, `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_NOT_UTF8`,
+/// `BATV_RESULT_PANIC` as everywhere.
 ///
 /// Buffer protocol (the same for every function with `buf, buf_len, out_len`): `out_len` must
 /// not be NULL. On OK, `*out_len` is the string length (`strlen(buf)`). On
@@ -326,11 +333,8 @@ pub unsafe extern "C" fn batv_sign(
 ) -> batv_result {
     ffi_boundary! {
         // SAFETY: the caller's contract covers every pointer.
-        let (keyring, address, mut out) = unsafe {
-            (try_ref(keyring)?, present(address)?, Output::new(buf, buf_len, out_len)?)
-        };
-        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-        let address = unsafe { out.text(address) }?;
+        let (keyring, (address, mut out)) =
+            unsafe { (try_ref(keyring)?, address_and_output(address, buf, buf_len, out_len)?) };
         let room = out.room();
         match keyring.keyring.sign_into(address, resolve(now), room) {
             Ok(Signed::Written(n)) => out.written(n),
@@ -371,11 +375,8 @@ pub unsafe extern "C" fn batv_verify(
 ) -> batv_result {
     ffi_boundary! {
         // SAFETY: the caller's contract covers every pointer.
-        let (keyring, address, mut out) = unsafe {
-            (try_ref(keyring)?, present(address)?, Output::new(buf, buf_len, out_len)?)
-        };
-        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-        let address = unsafe { out.text(address) }?;
+        let (keyring, (address, mut out)) =
+            unsafe { (try_ref(keyring)?, address_and_output(address, buf, buf_len, out_len)?) };
         match keyring.keyring.verify_at(address, resolve(now)) {
             Ok(original) => match original.copy_to(out.room()) {
                 Ok(n) => out.written(n),
@@ -405,9 +406,7 @@ pub unsafe extern "C" fn batv_strip(
 ) -> batv_result {
     ffi_boundary! {
         // SAFETY: the caller's contract covers every pointer.
-        let (address, mut out) = unsafe { (present(address)?, Output::new(buf, buf_len, out_len)?) };
-        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-        let address = unsafe { out.text(address) }?;
+        let (address, mut out) = unsafe { address_and_output(address, buf, buf_len, out_len) }?;
         if address.len() > MAX_ADDRESS_LEN {
             return Err(out.fail(BATV_RESULT_TOO_LONG));
         }
@@ -739,6 +738,29 @@ impl<'a> Output<'a> {
         *self.out_len = 0;
         code
     }
+}
+
+/// The start of every call that reads one address and answers in `buf`, in the order the buffer
+/// protocol needs: the NULL checks first (`address`, then `out_len` and `buf`), so that
+/// NULL_ARGUMENT writes nothing; then `buf` and `*out_len` are set to "nothing written"; then
+/// the address is read, so that NOT_UTF8 leaves them so. The caller checks its own handle
+/// (the keyring) before this.
+///
+/// # Safety
+/// `address` is NULL or NUL-terminated and outlives `'a`; `buf` is NULL or `buf_len` writable
+/// octets; `out_len` is NULL or writable; all three as long as `'a`.
+unsafe fn address_and_output<'a>(
+    address: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> Result<(&'a str, Output<'a>), batv_result> {
+    let address = present(address)?;
+    // SAFETY: forwarded caller contract.
+    let mut out = unsafe { Output::new(buf, buf_len, out_len) }?;
+    // SAFETY: non-NULL (checked above) and NUL-terminated by the caller's contract.
+    let address = unsafe { out.text(address) }?;
+    Ok((address, out))
 }
 
 /// A string argument checked for NULL only, before anything is written (NULL_ARGUMENT does

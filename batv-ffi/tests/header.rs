@@ -82,7 +82,7 @@ fn a_changed_signature_fails_the_comparison() {
     }
     let capi = copy.join("capi.rs");
     let text = std::fs::read_to_string(&capi).expect("read capi.rs");
-    let needle = "    buf: *mut c_char,\n    buf_len: usize,\n    out_len: *mut usize,\n) -> batv_result {\n    ffi_boundary! {\n        // SAFETY: the caller's contract covers every pointer.\n        let (keyring, address, mut out)";
+    let needle = "    buf: *mut c_char,\n    buf_len: usize,\n    out_len: *mut usize,\n) -> batv_result {\n    ffi_boundary! {\n        // SAFETY: the caller's contract covers every pointer.\n        let (keyring, (address, mut out)) =";
     assert!(
         text.contains(needle),
         "batv_sign's buffer arguments are where this test expects"

@@ -250,6 +250,24 @@ static void test_sign_verify(const batv_keyring *k) {
                  BATV_RESULT_NOT_AN_ADDRESS);
     CHECK_RESULT(batv_sign(k, "\xff\xfe@example.com", NOW, buf, sizeof buf, &len),
                  BATV_RESULT_NOT_UTF8);
+    /* The SMTP path with its angle brackets, and stray spaces, are not addresses either. */
+    CHECK_RESULT(batv_sign(k, "<user@example.com>", NOW, buf, sizeof buf, &len),
+                 BATV_RESULT_NOT_AN_ADDRESS);
+    CHECK(len == 0 && buf[0] == '\0', "nothing out on error");
+    CHECK_RESULT(batv_sign(k, " user@example.com", NOW, buf, sizeof buf, &len),
+                 BATV_RESULT_NOT_AN_ADDRESS);
+    CHECK_RESULT(batv_sign(k, "us er@example.com", NOW, buf, sizeof buf, &len),
+                 BATV_RESULT_NOT_AN_ADDRESS);
+    /* "<>" is the null sender, unchanged; a quoted local part keeps its space and the tag. */
+    CHECK_RESULT(batv_sign(k, "<>", NOW, buf, sizeof buf, &len), BATV_RESULT_OK);
+    CHECK_STR(buf, "<>");
+    CHECK_RESULT(batv_sign(k, "\"john doe\"@example.com", NOW, buf, sizeof buf, &len),
+                 BATV_RESULT_OK);
+    CHECK(strncmp(buf, "\"prvs=1790", 10) == 0 && len == strlen("\"john doe\"@example.com") + 16,
+          "quoted: %s", buf);
+    strcpy(other, buf);
+    CHECK_RESULT(batv_verify(k, other, NOW, buf, sizeof buf, &len), BATV_RESULT_OK);
+    CHECK_STR(buf, "\"john doe\"@example.com");
     /* 238 octets sign to exactly 254, which BATV_ADDRESS_MAX holds; 239 are too long. */
     memset(longest, 'a', 238);
     memcpy(longest + 238 - 12, "@example.com", 12);
