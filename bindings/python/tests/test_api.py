@@ -232,6 +232,7 @@ def test_sign(sha1_keys: batv.Keyring, sha256_keys: batv.Keyring) -> None:
 
 def test_sign_leaves_bounces_and_tagged_addresses_alone(sha1_keys: batv.Keyring) -> None:
     assert sha1_keys.sign("", NOW) == ""
+    assert sha1_keys.sign("<>", NOW) == "<>"  # the null sender as SMTP writes it
     tagged = "prvs=9123abcdef=other@example.com"  # someone else's tag, never doubled
     assert sha1_keys.sign(tagged, NOW) is tagged
     assert sha1_keys.sign(SIGNED, NOW) is SIGNED
@@ -246,6 +247,15 @@ def test_sign_leaves_bounces_and_tagged_addresses_alone(sha1_keys: batv.Keyring)
         ("us\ner@example.com", "control character"),
         ("us\x00er@example.com", "control character"),
         ("a" * 230 + "@example.com", "too long"),
+        # the SMTP path with its angle brackets: sign the address inside them
+        ("<user@example.com>", "remove the angle brackets"),
+        ("<user@example.com", "remove the angle brackets"),
+        # a space (or other whitespace) outside a quoted local part
+        (" user@example.com", "whitespace outside a quoted local part"),
+        ("user@example.com ", "whitespace outside a quoted local part"),
+        ("us er@example.com", "whitespace outside a quoted local part"),
+        ("user@exa mple.com", "whitespace outside a quoted local part"),
+        ("user\u00a0@example.com", "whitespace outside a quoted local part"),
     ],
 )
 def test_sign_refuses_what_is_not_an_address(sha1_keys: batv.Keyring, address: str, words: str) -> None:
@@ -265,6 +275,9 @@ def test_verify_and_status(sha1_keys: batv.Keyring) -> None:
     assert sha1_keys.verify("PRVS=1790C1C5BA=user@example.com", NOW) == "user@example.com"
     quoted = sha1_keys.sign('"john doe"@example.com', NOW)
     assert sha1_keys.verify(quoted, NOW) == '"john doe"@example.com'
+    # inside quotes a space and angle brackets belong to the local part
+    for address in ('" "@example.com', '"<john doe>"@example.com'):
+        assert sha1_keys.verify(sha1_keys.sign(address, NOW), NOW) == address
     assert sha1_keys.verify(sha1_keys.sign("é@exämple.org", NOW), NOW) == "é@exämple.org"
 
 

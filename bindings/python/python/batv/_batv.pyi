@@ -85,9 +85,12 @@ class Keyring:
     def sign(self, address: str, now: _Now = None) -> str:
         """Signs an envelope sender: ``user@example.com`` -> ``prvs=KDDDSSSSSS=user@example.com``.
 
-        The null sender ``""`` and addresses already tagged come back unchanged. An address
-        without ``@``, with an empty local part or domain, with a control character, or too
-        long to tag (254 octets signed) raises BatvError: send it untagged.
+        The null sender (``""`` or ``"<>"``) and addresses already tagged come back unchanged.
+        A quoted local part keeps the tag inside the quotes. An address without ``@``, with an
+        empty local part or domain, with a control character, with ``<`` or ``>`` (pass
+        ``user@example.com``, not ``<user@example.com>``), with a space or other whitespace
+        outside a quoted local part, or too long to tag (254 octets signed) raises BatvError:
+        send it untagged.
         """
 
     def verify(self, address: str, now: _Now = None) -> str:
