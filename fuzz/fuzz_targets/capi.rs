@@ -17,7 +17,7 @@
 
 use batv::boundary::batv_result;
 use batv::capi::*;
-use batv_core::{Outcome, Policy, Reason};
+use batv_core::{AddressProblem, Outcome, Policy, Reason, SignError};
 use batv_fuzz::*;
 use core::ffi::{c_char, CStr};
 use libfuzzer_sys::fuzz_target;
@@ -137,8 +137,17 @@ fuzz_target!(|data: &[u8]| {
                 (false, Err(_)) => Err(BATV_RESULT_NOT_UTF8),
                 (false, Ok(s)) => match rust.sign_at(s, now) {
                     Ok(signed) => Ok(signed.into_owned()),
-                    Err(batv_core::SignError::Address(batv_core::AddressProblem::TooLong { .. })) => Err(BATV_RESULT_TOO_LONG),
-                    Err(_) => Err(BATV_RESULT_NOT_AN_ADDRESS),
+                    Err(SignError::Address(p)) => Err(match p {
+                        AddressProblem::TooLong { .. } => BATV_RESULT_TOO_LONG,
+                        // Listed one by one: a new problem must be given its code here.
+                        AddressProblem::NoAt
+                        | AddressProblem::EmptyLocalPart
+                        | AddressProblem::EmptyDomain
+                        | AddressProblem::ControlCharacter
+                        | AddressProblem::AngleBrackets
+                        | AddressProblem::Whitespace => BATV_RESULT_NOT_AN_ADDRESS,
+                    }),
+                    Err(e @ SignError::BufferTooSmall { .. }) => panic!("sign_at({s:?}) = {e:?}"),
                 },
             };
             check(&a, want);

@@ -3,10 +3,10 @@
 //! Input: 2 bytes buffer length (LE, taken mod 300), 8 bytes `now` (LE i64), then the address.
 //! Invariants: `sign` then `verify` returns the input; the tag is the one an independent HMAC
 //! and day computation gives; signing is deterministic; the null sender and tagged addresses
-//! come back unchanged; an address SPEC section 5 refuses gets the named problem; the tag
-//! lives through its expiry day and not a day longer; `sign_into` writes exactly the signed
-//! form when the buffer is large enough and reports the needed size (which then suffices)
-//! when it is not.
+//! come back unchanged; an address SPEC section 5 refuses, or one with `<`, `>` or whitespace
+//! outside a quoted local part, gets the named problem; the tag lives through its expiry day
+//! and not a day longer; `sign_into` writes exactly the signed form when the buffer is large
+//! enough and reports the needed size (which then suffices) when it is not.
 #![no_main]
 
 use batv_core::{AddressProblem, SignError, Signed};
@@ -38,6 +38,17 @@ fn expected_problem(a: &str) -> Option<AddressProblem> {
     if b.iter().any(|&c| c < 0x20 || c == 0x7f) {
         return Some(AddressProblem::ControlCharacter);
     }
+    // RFC 5321: a space, `<` or `>` only inside a local part that is one quoted string.
+    let outside = match a.rfind('@') {
+        Some(at) if is_one_quoted_string(&a[..at]) => &a[at..],
+        _ => a,
+    };
+    if outside.contains(['<', '>']) {
+        return Some(AddressProblem::AngleBrackets);
+    }
+    if outside.contains(char::is_whitespace) {
+        return Some(AddressProblem::Whitespace);
+    }
     let Some(at) = a.rfind('@') else { return Some(AddressProblem::NoAt) };
     if at == 0 || (a.starts_with('"') && at < 3) {
         return Some(AddressProblem::EmptyLocalPart);
@@ -49,6 +60,21 @@ fn expected_problem(a: &str) -> Option<AddressProblem> {
         return Some(AddressProblem::TooLong { len: b.len() });
     }
     None
+}
+
+/// `"`, characters with no unescaped `"` among them (`\` escapes the next one), `"`.
+fn is_one_quoted_string(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else { return false };
+    let mut escaped = false;
+    for c in inner.chars() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '"') => return false,
+            (false, _) => {}
+        }
+    }
+    !escaped
 }
 
 fn check(ring: &batv_core::Keyring, key: u8, addr: &str, now: i64, buf_len: usize) {
