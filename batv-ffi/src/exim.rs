@@ -15,7 +15,7 @@
 //!
 //! | function | OK yields | DEFER | ERROR |
 //! | --- | --- | --- | --- |
-//! | `batv_exim_sign{address}{keyring}` | the signed address; the address itself when it is the null sender, already tagged, or cannot be signed (unqualified, too long, not UTF-8: sent untagged, SPEC section 5) | keyring unusable | wrong arguments |
+//! | `batv_exim_sign{address}{keyring}` | the signed address; the address itself when it is the null sender, already tagged, or cannot be signed (unqualified, too long, angle brackets or unquoted whitespace, not UTF-8: sent untagged, SPEC section 5) | keyring unusable | wrong arguments |
 //! | `batv_exim_verify{address}{keyring}` | the original address when the tag is valid, else the empty string | keyring unusable | wrong arguments |
 //! | `batv_exim_status{address}{keyring}` | the outcome word of SPEC section 6 | keyring unusable | wrong arguments |
 //! | `batv_exim_strip{address}` | the address without its tags (no verification: for delivery once the ACL has checked the tag, and for logs) | - | wrong arguments |
