@@ -320,9 +320,7 @@ impl Keyring {
         let key = self.signing_key();
         let kddd = wire::kddd(key.number, days::expiry_stamp(now, self.lifetime_days));
         let mac = key.mac.tag(&kddd, Original::whole(address));
-        let mut fields = [0u8; 10];
-        wire::write_fields(&kddd, &mac, &mut fields);
-        wire::write_signed(address, &fields, out)
+        wire::write_signed(address, &kddd, mac, out)
             .map(Signed::Written)
             .map_err(|needed| SignError::BufferTooSmall { needed })
     }

@@ -10,6 +10,7 @@ mod keyring;
 mod mac;
 mod policy;
 pub mod wire;
+mod wide;
 
 use std::borrow::Cow;
 

@@ -188,16 +188,24 @@ impl<const W: usize> Prepared<W> {
     ) -> [u32; W] {
         let [head, tail] = address.pieces();
         let n = 4 + head.len() + tail.len();
-        let used = (n + 9).div_ceil(BLOCK);
-        let mut buf = [[0u8; BLOCK]; B];
-        let bytes = buf.as_flattened_mut();
-        bytes[..4].copy_from_slice(kddd);
-        // Copy and fold in one pass from the input, so that no octet is stored twice.
         let fold_from = match fold {
             Fold::None => usize::MAX,
             Fold::All => 0,
             Fold::Domain => address.domain_start().unwrap_or(address.len()),
         };
+        // A one-piece address of 16..=51 octets: the block in 16-octet stores (see wide.rs).
+        if B == 1 && head.is_empty() {
+            if let Some(block) = crate::wide::one_block(kddd, tail.as_bytes(), fold_from) {
+                let mut state = self.inner;
+                compress(&mut state, &block);
+                return state;
+            }
+        }
+        let used = (n + 9).div_ceil(BLOCK);
+        let mut buf = [[0u8; BLOCK]; B];
+        let bytes = buf.as_flattened_mut();
+        bytes[..4].copy_from_slice(kddd);
+        // Copy and fold in one pass from the input, so that no octet is stored twice.
         let (h, t) = bytes[4..n].split_at_mut(head.len());
         copy_folded(h, head.as_bytes(), fold_from);
         copy_folded(t, tail.as_bytes(), fold_from.saturating_sub(head.len()));

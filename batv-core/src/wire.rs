@@ -12,7 +12,6 @@ pub const MAX_ADDRESS_LEN: usize = 254;
 pub const TAG_OVERHEAD: usize = 16;
 
 const PREFIX: &[u8; 5] = b"prvs=";
-const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 
 /// The original (untagged) address inside a tagged one, as at most two borrowed pieces.
 ///
@@ -321,6 +320,13 @@ fn scan_words<const SIGN: bool>(b: &[u8]) -> Scan {
     if b.len() < 8 {
         return exact(b);
     }
+    // 16 octets at a time where the target has SSE2 (see wide.rs), the same tests.
+    if let Some((flagged, last_at)) = crate::wide::scan::<SIGN>(b) {
+        if SIGN && flagged {
+            return Scan { last_at, ..exact(b) };
+        }
+        return Scan { forbidden: flagged, last_at, unusual: false };
+    }
     // Per word: exact "some byte is below 0x20" and "some byte is 0x7f" tests (the
     // bit-twiddling `hasless` and `haszero`; bytes of 0x80 and above trigger neither), and the
     // exact high bit of every byte equal to `@` (no carry crosses a byte). For signing instead
@@ -442,50 +448,75 @@ pub(crate) fn check_signable(address: &str) -> Result<(), AddressProblem> {
     Ok(())
 }
 
-/// Writes `K DDD hex(mac)` as the ten tag characters.
-pub(crate) fn write_fields(kddd: &[u8; 4], mac: &[u8; 3], out: &mut [u8; 10]) {
-    out[..4].copy_from_slice(kddd);
-    for (i, byte) in mac.iter().enumerate() {
-        out[4 + 2 * i] = HEX_LOWER[usize::from(byte >> 4)];
-        out[5 + 2 * i] = HEX_LOWER[usize::from(byte & 0x0f)];
-    }
-}
-
 /// The ASCII `K` `DDD` characters for a key number and day stamp.
+// Computed as one 32-bit value: built octet by octet in memory and read back as a word (the
+// block builder and the tag writer read it whole), it stalled every signature (issue 6).
+#[inline]
 pub(crate) fn kddd(key_number: u8, day_stamp: u16) -> [u8; 4] {
-    [
-        b'0' + key_number,
-        b'0' + (day_stamp / 100) as u8,
-        b'0' + (day_stamp / 10 % 10) as u8,
-        b'0' + (day_stamp % 10) as u8,
-    ]
+    let digits = u32::from(key_number)
+        | u32::from(day_stamp / 100) << 8
+        | u32::from(day_stamp / 10 % 10) << 16
+        | u32::from(day_stamp % 10) << 24;
+    (digits + u32::from_le_bytes(*b"0000")).to_le_bytes()
 }
 
-/// Writes the signed form of `address` with the given tag characters into `out`.
+/// The two lower-case hex digits of every octet, first digit in the low octet.
+static HEX_PAIRS: [u16; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = DIGITS[i >> 4] as u16 | (DIGITS[i & 15] as u16) << 8;
+        i += 1;
+    }
+    t
+};
+
+/// The six lower-case hex digits of the three MAC octets, first digit in the lowest octet.
+/// Three independent table loads: this runs after the last compression, where every cycle of
+/// latency adds to the signature (a nibble-by-nibble version measured slower, issue 6).
+#[inline(always)]
+fn hex6(mac: [u8; 3]) -> u64 {
+    let pair = |b: u8| u64::from(HEX_PAIRS[usize::from(b)]);
+    pair(mac[0]) | pair(mac[1]) << 16 | pair(mac[2]) << 32
+}
+
+/// Writes the signed form of `address` (tag `K DDD` and the three MAC octets) into `out`.
 ///
 /// The caller has checked the address; `out` must hold `address.len() + TAG_OVERHEAD` bytes.
 /// Returns the length written, or `Err(needed)`.
-pub(crate) fn write_signed(address: &str, fields: &[u8; 10], out: &mut [u8]) -> Result<usize, usize> {
+#[inline]
+pub(crate) fn write_signed(address: &str, kddd: &[u8; 4], mac: [u8; 3], out: &mut [u8]) -> Result<usize, usize> {
     let a = address.as_bytes();
     let n = a.len() + TAG_OVERHEAD;
     let out = out.get_mut(..n).ok_or(n)?;
     // A quoted local part keeps the tag inside the quotes.
-    let (lead, rest) = match a.first() {
-        Some(b'"') => (&a[..1], &a[1..]),
-        _ => (&a[..0], a),
-    };
-    let (o_lead, o) = out.split_at_mut(lead.len());
-    o_lead.copy_from_slice(lead);
-    o[..5].copy_from_slice(PREFIX);
-    o[5..15].copy_from_slice(fields);
-    o[15] = b'=';
-    o[16..].copy_from_slice(rest);
+    let lead = usize::from(a.first() == Some(&b'"'));
+    out[..lead].copy_from_slice(&a[..lead]);
+    // The 16 tag octets `prvs=KDDDSSSSSS=` assembled in registers and written at once: written
+    // octet by octet into a buffer and copied from there, they were read back before reaching
+    // the cache, a store-forwarding stall that slowed every signature (issue 6, measured).
+    let tag = u128::from_le_bytes(*b"prvs=\0\0\0\0\0\0\0\0\0\0=")
+        | u128::from(u32::from_le_bytes(*kddd)) << 40
+        | u128::from(hex6(mac)) << 72;
+    out[lead..lead + TAG_OVERHEAD].copy_from_slice(&tag.to_le_bytes());
+    out[lead + TAG_OVERHEAD..].copy_from_slice(&a[lead..]);
     Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex6_is_lower_case_hex_for_every_mac() {
+        for m in (0u32..1 << 24).step_by(7).chain([0, 0xff_ffff, 0xabcdef, 0x09fa0f]) {
+            let [_, a, b, c] = m.to_be_bytes();
+            let want = format!("{m:06x}");
+            assert_eq!(&hex6([a, b, c]).to_le_bytes()[..6], want.as_bytes(), "{m:06x}");
+            assert_eq!(hex6([a, b, c]) >> 48, 0);
+        }
+    }
 
     #[test]
     fn new_form() {
@@ -579,14 +610,16 @@ mod tests {
     #[test]
     fn scan_is_exact() {
         // Every byte value at every position of every length up to 20 (two words and a
-        // tail), among plain, high and `@` bytes, against the byte-at-a-time definitions.
+        // tail), and of lengths around the 16-octet windows of the SSE2 scan (wide.rs), among
+        // plain, high and `@` bytes, against the byte-at-a-time definitions.
         let naive = |b: &[u8]| Scan {
             forbidden: b.iter().any(|&c| is_forbidden(c)),
             last_at: b.iter().rposition(|&c| c == b'@'),
             unusual: b.iter().any(|&c| c == b' ' || c == b'<' || c == b'>' || !c.is_ascii()),
         };
         let mut checked = 0;
-        for len in 1..=20 {
+        let lens = (1..=20).chain([31, 32, 33, 47, 48, 49, 64]);
+        for len in lens.clone() {
             for pos in 0..len {
                 for v in 0..=255u8 {
                     for fill in [b'a', 0xc3, b'@', 0x3f, 0x41] {
@@ -604,7 +637,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 210 * 256 * 5);
+        assert_eq!(checked, lens.sum::<usize>() * 256 * 5);
         assert_eq!(scan_to_sign(b""), naive(b""));
         assert_eq!(scan(b""), naive(b""));
     }
