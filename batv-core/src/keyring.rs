@@ -339,11 +339,11 @@ impl Keyring {
             Ok(None) => return Err(VerifyError::Untagged),
             Err(m) => return Err(VerifyError::Malformed(m)),
         };
-        let key = self.key(tag.key_number).ok_or(VerifyError::UnknownKey(tag.key_number))?;
+        let key = self.key(tag.key_number()).ok_or(VerifyError::UnknownKey(tag.key_number()))?;
         if !key.mac.matches(&tag) {
             return Err(VerifyError::BadSignature);
         }
-        if !days::within_window(tag.day_stamp, now, self.lifetime_days, self.skew_days) {
+        if !days::within_window(tag.day_stamp(), now, self.lifetime_days, self.skew_days) {
             return Err(VerifyError::Expired);
         }
         Ok(tag.original)

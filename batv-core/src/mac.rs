@@ -399,11 +399,11 @@ impl PreparedMac {
     /// lower-cased, because Exim lower-cases addresses in its ACL variables.
     pub(crate) fn matches(&self, tag: &Tag<'_>) -> bool {
         // The three octets compared as one 24-bit number, in constant time.
-        let want = u32::from_be_bytes([0, tag.mac[0], tag.mac[1], tag.mac[2]]);
+        let want = tag.mac24();
         let same = |[a, b, c]: [u8; 3]| bool::from(u32::from_be_bytes([0, a, b, c]).ct_eq(&want));
         match self {
             PreparedMac::Sha256(p) => {
-                same(p.tag(sha256_compress, &tag.kddd, tag.original, Fold::All))
+                same(p.tag(sha256_compress, &tag.kddd(), tag.original, Fold::All))
             }
             PreparedMac::Sha1(p) => {
                 let o = tag.original;
@@ -418,7 +418,8 @@ impl PreparedMac {
                         pos += 1;
                     }
                 }
-                let check = |fold| same(p.tag(sha1_compress, &tag.kddd, o, fold));
+                let kddd = tag.kddd();
+                let check = |fold| same(p.tag(sha1_compress, &kddd, o, fold));
                 // Each extra try only when it feeds different bytes.
                 check(Fold::None)
                     || (domain_upper && check(Fold::Domain))

@@ -66,9 +66,9 @@ fuzz_target!(|data: &[u8]| {
             Ok(None) => Err(VerifyError::Untagged),
             Err(m) => Err(VerifyError::Malformed(*m)),
             Ok(Some(tag)) => match oracle_mac_matches(tag) {
-                None => Err(VerifyError::UnknownKey(tag.key_number)),
+                None => Err(VerifyError::UnknownKey(tag.key_number())),
                 Some(false) => Err(VerifyError::BadSignature),
-                Some(true) if !oracle_in_window(tag.day_stamp, now, LIFETIME, SKEW) => {
+                Some(true) if !oracle_in_window(tag.day_stamp(), now, LIFETIME, SKEW) => {
                     Err(VerifyError::Expired)
                 }
                 Some(true) => Ok(tag.original.into()),

@@ -86,12 +86,12 @@ pub fn kddd(key: u8, stamp: u16) -> Vec<u8> {
 /// over the lower-cased address; hmac-sha1 over the address as written, with the domain
 /// lower-cased, or fully lower-cased.
 pub fn oracle_mac_matches(tag: &Tag<'_>) -> Option<bool> {
-    let (scheme, secret) = oracle_key(tag.key_number)?;
+    let (scheme, secret) = oracle_key(tag.key_number())?;
     let original: String = tag.original.into();
-    let k = kddd(tag.key_number, tag.day_stamp);
+    let k = kddd(tag.key_number(), tag.day_stamp());
     let lower = original.to_ascii_lowercase();
     Some(match scheme {
-        Scheme::HmacSha256 => oracle_mac(scheme, secret, &k, lower.as_bytes()) == tag.mac,
+        Scheme::HmacSha256 => oracle_mac(scheme, secret, &k, lower.as_bytes()) == tag.mac(),
         Scheme::HmacSha1 => {
             let domain_lower = match original.rfind('@') {
                 Some(at) => format!("{}{}", &original[..=at], original[at + 1..].to_ascii_lowercase()),
@@ -99,7 +99,7 @@ pub fn oracle_mac_matches(tag: &Tag<'_>) -> Option<bool> {
             };
             [original.as_bytes(), domain_lower.as_bytes(), lower.as_bytes()]
                 .iter()
-                .any(|a| oracle_mac(scheme, secret, &k, a) == tag.mac)
+                .any(|a| oracle_mac(scheme, secret, &k, a) == tag.mac())
         }
     })
 }
@@ -135,7 +135,7 @@ pub fn oracle_in_window(stamp: u16, now: i64, lifetime: i64, skew: i64) -> bool 
 pub fn check_tag_matches_input(input: &str, tag: &Tag<'_>) {
     let fields = format!(
         "{}{:03}{:02x}{:02x}{:02x}",
-        tag.key_number, tag.day_stamp, tag.mac[0], tag.mac[1], tag.mac[2]
+        tag.key_number(), tag.day_stamp(), tag.mac()[0], tag.mac()[1], tag.mac()[2]
     );
     let [head, tail] = tag.original.pieces();
     let b = input.as_bytes();
