@@ -26,24 +26,38 @@ pub fn day_number(now: i64) -> i64 {
     now.div_euclid(SECONDS_PER_DAY)
 }
 
+/// Today's day stamp: the day number modulo 1000.
+#[inline]
+fn today_stamp(now: i64) -> u16 {
+    // Unsigned division by constants for every real clock; the Euclidean form for times
+    // before 1970 (both give the same stamp, checked by the tests).
+    match u64::try_from(now) {
+        Ok(t) => (t / SECONDS_PER_DAY as u64 % u64::from(DAY_CYCLE)) as u16,
+        Err(_) => day_number(now).rem_euclid(i64::from(DAY_CYCLE)) as u16,
+    }
+}
+
 /// The three-digit day stamp of a tag signed at `now` that lives `lifetime_days`.
+#[inline]
 pub fn expiry_stamp(now: i64, lifetime_days: u16) -> u16 {
-    // day_number is at most i64::MAX / 86400, so adding a u16 cannot overflow.
-    (day_number(now) + i64::from(lifetime_days)).rem_euclid(i64::from(DAY_CYCLE)) as u16
+    ((u32::from(today_stamp(now)) + u32::from(lifetime_days)) % u32::from(DAY_CYCLE)) as u16
 }
 
 /// Days from today until the stamp's day, modulo 1000 (unsigned, as draft-01 requires).
 ///
-/// A stamp for today gives 0; a stamp for yesterday gives 999.
+/// A stamp for today gives 0; a stamp for yesterday gives 999. A stamp above 999 (no tag
+/// carries one) counts from its value modulo 1000.
+#[inline]
 pub fn remaining_days(stamp: u16, now: i64) -> u16 {
-    let today = day_number(now).rem_euclid(i64::from(DAY_CYCLE));
-    (i64::from(stamp) - today).rem_euclid(i64::from(DAY_CYCLE)) as u16
+    let cycle = u32::from(DAY_CYCLE);
+    ((u32::from(stamp) % cycle + cycle - u32::from(today_stamp(now))) % cycle) as u16
 }
 
 /// Whether a tag with this stamp is still inside its window at `now`.
 ///
 /// A tag is valid through its whole expiry day and up to `skew_days` beyond its lifetime
 /// in the future (a signer whose clock runs ahead).
+#[inline]
 pub fn within_window(stamp: u16, now: i64, lifetime_days: u16, skew_days: u16) -> bool {
     u32::from(remaining_days(stamp, now)) <= u32::from(lifetime_days) + u32::from(skew_days)
 }
@@ -76,5 +90,30 @@ mod tests {
         assert_eq!(day_number(-86_400), -1);
         assert_eq!(day_number(-86_401), -2);
         assert_eq!(expiry_stamp(-1, 7), 6);
+    }
+
+    #[test]
+    fn the_unsigned_fast_path_agrees_with_the_euclidean_definition() {
+        let euclid_stamp = |now: i64, life: u16| {
+            (day_number(now) + i64::from(life)).rem_euclid(i64::from(DAY_CYCLE)) as u16
+        };
+        let euclid_remaining = |stamp: u16, now: i64| {
+            let today = day_number(now).rem_euclid(i64::from(DAY_CYCLE));
+            (i64::from(stamp) - today).rem_euclid(i64::from(DAY_CYCLE)) as u16
+        };
+        let day = SECONDS_PER_DAY;
+        let mut nows = vec![i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, 0, -1, 1];
+        // Both sides of midnight across two whole 1000-day cycles, on both sides of 1970.
+        for d in (-2000..2000).chain(20_000..22_000) {
+            nows.extend([d * day - 1, d * day, d * day + 1, d * day + day / 2]);
+        }
+        for &now in &nows {
+            for life in [0, 1, 7, 365, 999, 1000, u16::MAX] {
+                assert_eq!(expiry_stamp(now, life), euclid_stamp(now, life), "{now} {life}");
+            }
+            for stamp in [0, 1, 499, 998, 999, 1000, 1999, u16::MAX] {
+                assert_eq!(remaining_days(stamp, now), euclid_remaining(stamp, now), "{stamp} {now}");
+            }
+        }
     }
 }

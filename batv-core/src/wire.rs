@@ -297,7 +297,12 @@ fn hex_value(c: Option<u8>) -> Option<u8> {
 
 #[inline(always)]
 fn check_original(o: &Original<'_>) -> Result<(), Malformation> {
-    let (head, tail) = (scan(o.head.as_bytes()), scan(o.tail.as_bytes()));
+    // The new form's head is empty or the opening quote: nothing to scan.
+    let head = match o.head {
+        "" | "\"" => Scan { forbidden: false, last_at: None, unusual: false },
+        h => scan(h.as_bytes()),
+    };
+    let tail = scan(o.tail.as_bytes());
     if head.forbidden | tail.forbidden {
         return Err(Malformation::ControlCharacter);
     }
