@@ -132,8 +132,12 @@ mod sse2 {
         };
         // Whole windows, then the last 16 octets (a byte seen twice changes nothing, and
         // positions only grow).
-        for k in 0..b.len() / 16 {
-            visit(16 * k)?;
+        if b.len() > 32 {
+            for k in 0..b.len() / 16 {
+                visit(16 * k)?;
+            }
+        } else {
+            visit(0)?;
         }
         visit(b.len() - 16)?;
         Some((flags != 0, last_at))
