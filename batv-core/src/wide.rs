@@ -18,15 +18,18 @@
 //! addresses outside 16..=51 octets, [`one_block`] returns `None` and `mac.rs` builds the block
 //! octet by octet as before. Both builders are checked against each other for every length,
 //! fold and many contents (`tests` below), and the whole HMAC against the `hmac` crate.
+//!
+//! `--cfg batv_portable` (in `RUSTFLAGS`) turns this module off on x86 too, so that the
+//! portable paths that other targets run are tested here as well (`tests/rust.sh` does).
 
-/// Shortest address this builder takes: its first 16 octets are loaded at once.
-pub(crate) const MIN_LEN: usize = 16;
-/// Longest address whose `K DDD address`, `0x80` and 8-octet length fit in one 64-octet block.
-pub(crate) const MAX_LEN: usize = 64 - 4 - 1 - 8;
-
-#[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2"))]
+#[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable)))]
 mod sse2 {
-    use super::{MAX_LEN, MIN_LEN};
+    /// Shortest address this builder takes: its first 16 octets are loaded at once.
+    pub(crate) const MIN_LEN: usize = 16;
+    /// Longest address whose `K DDD address`, `0x80` and 8-octet length fit in one 64-octet
+    /// block.
+    pub(crate) const MAX_LEN: usize = 64 - 4 - 1 - 8;
+
     use safe_arch::{
         add_i8_m128i, bitand_m128i, bitor_m128i, bitxor_m128i, byte_shl_imm_u128_m128i,
         byte_shr_imm_u128_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i,
@@ -174,11 +177,11 @@ mod sse2 {
 /// stores. `None` when the address is not 16..=51 octets or the target has no SSE2.
 #[inline(always)]
 pub(crate) fn one_block(kddd: &[u8; 4], address: &[u8], fold_from: usize) -> Option<[[u8; 64]; 1]> {
-    #[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2"))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable)))]
     {
         sse2::one_block(kddd, address, fold_from)
     }
-    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2")))]
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable))))]
     {
         let _ = (kddd, address, fold_from);
         None
@@ -190,19 +193,20 @@ pub(crate) fn one_block(kddd: &[u8; 4], address: &[u8], fold_from: usize) -> Opt
 /// space, `<`, `>` or a non-ASCII octet. `None` for shorter input or without SSE2.
 #[inline(always)]
 pub(crate) fn scan<const SIGN: bool>(b: &[u8]) -> Option<(bool, Option<usize>)> {
-    #[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2"))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable)))]
     {
         sse2::scan::<SIGN>(b)
     }
-    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2")))]
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable))))]
     {
         let _ = b;
         None
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable)))]
 mod tests {
+    use super::sse2::{MAX_LEN, MIN_LEN};
     use super::*;
 
     /// The block as `mac.rs` writes it without this module.
@@ -220,7 +224,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2"))]
     fn matches_the_octet_builder_for_every_length_fold_and_many_contents() {
         // Every octet value in every position across the runs, the letters' neighbours
         // (`@`, `[`, backquote, `{`) and high octets included.
