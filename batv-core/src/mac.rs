@@ -60,6 +60,18 @@ enum Fold {
     All,
 }
 
+impl Fold {
+    /// The index of the first address octet that is lower-cased (`usize::MAX`: none).
+    #[inline(always)]
+    fn start(self, address: Original<'_>) -> usize {
+        match self {
+            Fold::None => usize::MAX,
+            Fold::All => 0,
+            Fold::Domain => address.domain_start().unwrap_or(address.len()),
+        }
+    }
+}
+
 /// The hash block size of SHA-1 and SHA-256, in octets.
 const BLOCK: usize = 64;
 
@@ -188,11 +200,7 @@ impl<const W: usize> Prepared<W> {
     ) -> [u32; W] {
         let [head, tail] = address.pieces();
         let n = 4 + head.len() + tail.len();
-        let fold_from = match fold {
-            Fold::None => usize::MAX,
-            Fold::All => 0,
-            Fold::Domain => address.domain_start().unwrap_or(address.len()),
-        };
+        let fold_from = fold.start(address);
         // A one-piece address of 16..=51 octets: the block in 16-octet stores (see wide.rs).
         if B == 1 && head.is_empty() {
             if let Some(block) = crate::wide::one_block(kddd, tail.as_bytes(), fold_from) {
@@ -238,11 +246,7 @@ impl<const W: usize> Prepared<W> {
             compress,
         };
         h.absorb(kddd, false);
-        let lower_from = match fold {
-            Fold::None => usize::MAX,
-            Fold::All => 0,
-            Fold::Domain => address.domain_start().unwrap_or(address.len()),
-        };
+        let lower_from = fold.start(address);
         let mut pos = 0usize;
         for piece in address.pieces() {
             let piece = piece.as_bytes();
