@@ -122,6 +122,13 @@ struct FileStamp {
 }
 
 impl FileStamp {
+    /// Whether the same file still has the same contents as far as its stamp tells: length and
+    /// modification time. (The change time also moves when the file is only renamed away or
+    /// unlinked, which leaves what was read intact.)
+    fn same_content(&self, other: &FileStamp) -> bool {
+        (self.dev, self.ino, self.len, self.mtime) == (other.dev, other.ino, other.len, other.mtime)
+    }
+
     #[cfg(unix)]
     fn of(meta: &Metadata) -> FileStamp {
         use std::os::unix::fs::MetadataExt;
@@ -260,10 +267,20 @@ impl CachedKeyring {
                     return State { answer: Ok(Arc::clone(ring)), stamp: Some(*stamp), checked_at: now };
                 }
             }
-            // Keyring::load reports a missing or unreadable file itself, with the path.
-            let answer = Keyring::load(&self.path).map(Arc::new);
-            let after = std::fs::metadata(&self.path).map(|m| FileStamp::of(&m));
-            let held_still = matches!((&before, &after), (Ok(b), Ok(a)) if a == b);
+            // The open file is what was read, so it is what must have held still: the path may
+            // meanwhile name a new file (replaced by rename, as it should be), which is no reason
+            // to doubt this read, and the next check sees the new file by its stamp.
+            let (answer, after, held_still) = match std::fs::File::open(&self.path) {
+                Ok(mut file) => {
+                    let opened = file.metadata().map(|m| FileStamp::of(&m));
+                    let answer = Keyring::load_file(&self.path, &mut file).map(Arc::new);
+                    let after = file.metadata().map(|m| FileStamp::of(&m));
+                    let held = matches!((&opened, &after), (Ok(o), Ok(a)) if a.same_content(o));
+                    (answer, after, held)
+                }
+                // Keyring::load reports a missing or unreadable file, with the path.
+                Err(_) => (Keyring::load(&self.path).map(Arc::new), std::fs::metadata(&self.path).map(|m| FileStamp::of(&m)), true),
+            };
             tries += 1;
             if held_still || answer.is_err() || tries == READ_TRIES {
                 let answer = match answer {

@@ -202,15 +202,25 @@ impl Keyring {
     /// Loads a keyring file, refusing one that other users can read or write.
     pub fn load(path: impl AsRef<Path>) -> Result<Keyring, KeyringError> {
         let path = path.as_ref();
+        let mut file = std::fs::File::open(path).map_err(|e| KeyringError {
+            path: Some(path.to_path_buf()),
+            line: None,
+            kind: KeyringErrorKind::Io(e.kind()),
+        })?;
+        Keyring::load_file(path, &mut file)
+    }
+
+    /// [`Keyring::load`] from a file already opened at `path` (the cached loader checks the
+    /// open file, not the path, for changes during the read).
+    pub(crate) fn load_file(path: &Path, file: &mut std::fs::File) -> Result<Keyring, KeyringError> {
         let at = |kind| KeyringError { path: Some(path.to_path_buf()), line: None, kind };
-        let mut file = std::fs::File::open(path).map_err(|e| at(KeyringErrorKind::Io(e.kind())))?;
         let meta = file.metadata().map_err(|e| at(KeyringErrorKind::Io(e.kind())))?;
         if !meta.is_file() {
             return Err(at(KeyringErrorKind::NotAFile));
         }
         check_permissions(&meta).map_err(at)?;
         let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len().min(1 << 20) as usize + 1));
-        std::io::Read::read_to_end(&mut file, &mut bytes)
+        std::io::Read::read_to_end(file, &mut bytes)
             .map_err(|e| at(KeyringErrorKind::Io(e.kind())))?;
         let text = match std::str::from_utf8(&bytes) {
             Ok(t) => t,
