@@ -1,4 +1,4 @@
-//! The inner HMAC block of a one-block message, written as four 16-octet stores.
+//! The HMAC blocks of a one-block message, written in 16-octet stores.
 //!
 //! Why this exists (issue 6, measured by the `probe/inner_*` rows of `--bench ratios`): the
 //! block function reads its block 16 octets at a time. Built octet by octet (`K DDD`, the
@@ -19,6 +19,9 @@
 //! octet by octet as before. Both builders are checked against each other for every length,
 //! fold and many contents (`tests` below), and the whole HMAC against the `hmac` crate.
 //!
+//! [`outer_block`] does the same for the outer block of SHA-256: the inner digest, byte-swapped
+//! to big-endian in two registers, over the constant padding, in two 16-octet stores.
+//!
 //! `--cfg batv_portable` (in `RUSTFLAGS`) turns this module off on x86 too, so that the
 //! portable paths that other targets run are tested here as well (`tests/rust.sh` does).
 
@@ -34,8 +37,9 @@ mod sse2 {
         add_i8_m128i, bitand_m128i, bitor_m128i, bitxor_m128i, byte_shl_imm_u128_m128i,
         byte_shr_imm_u128_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i,
         load_unaligned_m128i, m128i, move_mask_i8_m128i, set_i32_m128i_s, set_i64_m128i_s,
-        set_splat_i8_m128i, shl_all_u64_m128i, shr_all_u64_m128i, store_unaligned_m128i,
-        zeroed_m128i,
+        set_splat_i8_m128i, shl_all_u64_m128i, shl_imm_u16_m128i, shr_all_u64_m128i,
+        shr_imm_u16_m128i, shuffle_ai_i16_h64all_m128i, shuffle_ai_i16_l64all_m128i,
+        store_unaligned_m128i, zeroed_m128i,
     };
 
     /// `0x80` at index 64: the 16 octets from `64 - k` hold the padding marker at lane `k`.
@@ -146,6 +150,26 @@ mod sse2 {
         Some((flags != 0, last_at))
     }
 
+    /// See [`super::outer_block`].
+    #[inline(always)]
+    pub(crate) fn outer_block(digest: &[u32; 8], padding: &[u8; 64]) -> [[u8; 64]; 1] {
+        // Each 32-bit lane to big-endian: swap its 16-bit halves, then the octets of each half.
+        let be = |w: [u32; 4]| {
+            let v = m128i::from(w);
+            let v = shuffle_ai_i16_h64all_m128i::<0b10_11_00_01>(shuffle_ai_i16_l64all_m128i::<0b10_11_00_01>(v));
+            bitor_m128i(shl_imm_u16_m128i::<8>(v), shr_imm_u16_m128i::<8>(v))
+        };
+        let [a, b, c, d, e, f, g, h] = *digest;
+        let mut block = [*padding];
+        if let Some((c0, rest)) = block[0].split_first_chunk_mut::<16>() {
+            store_unaligned_m128i(c0, be([a, b, c, d]));
+            if let Some((c1, _)) = rest.split_first_chunk_mut::<16>() {
+                store_unaligned_m128i(c1, be([e, f, g, h]));
+            }
+        }
+        block
+    }
+
     /// See [`super::one_block`].
     #[inline(always)]
     pub(crate) fn one_block(kddd: &[u8; 4], a: &[u8], fold_from: usize) -> Option<[[u8; 64]; 1]> {
@@ -188,6 +212,21 @@ pub(crate) fn one_block(kddd: &[u8; 4], address: &[u8], fold_from: usize) -> Opt
     }
 }
 
+/// The outer HMAC block of SHA-256: the inner digest (state words, written big-endian) in two
+/// 16-octet stores over `padding`. `None` without SSE2.
+#[inline(always)]
+pub(crate) fn outer_block(digest: &[u32; 8], padding: &[u8; 64]) -> Option<[[u8; 64]; 1]> {
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable)))]
+    {
+        Some(sse2::outer_block(digest, padding))
+    }
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "sse2", not(batv_portable))))]
+    {
+        let _ = (digest, padding);
+        None
+    }
+}
+
 /// One pass over an address of 16 octets or more, 16 at a time: whether an octet is flagged
 /// and where the last `@` is. Flagged means a control character or 0x7f; with `SIGN` also a
 /// space, `<`, `>` or a non-ASCII octet. `None` for shorter input or without SSE2.
@@ -221,6 +260,28 @@ mod tests {
         bytes[n] = 0x80;
         bytes[56..].copy_from_slice(&((64 + n) as u64 * 8).to_be_bytes());
         b
+    }
+
+    #[test]
+    fn outer_block_writes_the_digest_big_endian_over_the_padding() {
+        let mut x: u32 = 0x9e37_79b9;
+        let mut padding = [0u8; 64];
+        for (i, p) in padding.iter_mut().enumerate() {
+            *p = (i as u8).wrapping_mul(37);
+        }
+        for _ in 0..1000 {
+            let digest: [u32; 8] = core::array::from_fn(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x
+            });
+            let mut want = padding;
+            for (d, w) in want.chunks_exact_mut(4).zip(&digest) {
+                d.copy_from_slice(&w.to_be_bytes());
+            }
+            assert_eq!(outer_block(&digest, &padding), Some([want]), "{digest:08x?}");
+        }
     }
 
     #[test]
