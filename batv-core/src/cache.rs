@@ -36,7 +36,6 @@
 //! ```
 
 use crate::keyring::{Keyring, KeyringError};
-use std::collections::HashMap;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -308,7 +307,11 @@ impl CachedKeyring {
 /// `${dlfunc}`). `Send + Sync`.
 pub struct KeyringCache {
     clock: Arc<dyn Clock>,
-    paths: Mutex<HashMap<PathBuf, Arc<CachedKeyring>>>,
+    /// Looked up by the path's octets, most recently added last: a server names one or two
+    /// keyrings, so a short scan with `memcmp` beats hashing the path's components (which cost
+    /// more than signing, per `${dlfunc}` call; issue 6). Two spellings of one file
+    /// (`/etc//batv.keys`) are two entries, which is harmless.
+    paths: Mutex<Vec<(PathBuf, Arc<CachedKeyring>)>>,
 }
 
 impl std::fmt::Debug for KeyringCache {
@@ -331,7 +334,7 @@ impl KeyringCache {
 
     /// An empty cache whose entries time their checks with `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> KeyringCache {
-        KeyringCache { clock, paths: Mutex::new(HashMap::new()) }
+        KeyringCache { clock, paths: Mutex::new(Vec::new()) }
     }
 
     /// The keyring at `path`, loaded once and reloaded when the file changes. Beyond
@@ -339,11 +342,11 @@ impl KeyringCache {
     pub fn get(&self, path: &Path) -> Result<Arc<Keyring>, KeyringError> {
         let entry = {
             let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
-            match paths.get(path) {
-                Some(e) => Some(Arc::clone(e)),
+            match paths.iter().find(|(p, _)| p.as_os_str() == path.as_os_str()) {
+                Some((_, e)) => Some(Arc::clone(e)),
                 None if paths.len() < MAX_CACHED_PATHS => {
                     let e = Arc::new(CachedKeyring::with_clock(path, Arc::clone(&self.clock)));
-                    paths.insert(path.to_path_buf(), Arc::clone(&e));
+                    paths.push((path.to_path_buf(), Arc::clone(&e)));
                     Some(e)
                 }
                 None => None,
