@@ -534,27 +534,38 @@ fn hex6(mac: [u8; 3]) -> u64 {
     pair(mac[0]) | pair(mac[1]) << 16 | pair(mac[2]) << 32
 }
 
-/// Writes the signed form of `address` (tag `K DDD` and the three MAC octets) into `out`.
-///
-/// The caller has checked the address; `out` must hold `address.len() + TAG_OVERHEAD` bytes.
-/// Returns the length written, or `Err(needed)`.
-#[inline]
-pub(crate) fn write_signed(address: &str, kddd: &[u8; 4], mac: [u8; 3], out: &mut [u8]) -> Result<usize, usize> {
+/// Writing the signed form of an address (the caller has checked it), in two steps so that
+/// `sign` can copy the address while the MAC is computed: first the address, where it goes in
+/// the signed form (after the tag's 16 octets, which stay unwritten; a quoted local part's
+/// opening quote before them). Returns the signed form's length, or `Err(needed)` when `out` is
+/// too short; then [`write_tag`].
+#[inline(always)]
+pub(crate) fn place_address(address: &str, out: &mut [u8]) -> Result<usize, usize> {
     let a = address.as_bytes();
     let n = a.len() + TAG_OVERHEAD;
     let out = out.get_mut(..n).ok_or(n)?;
     // A quoted local part keeps the tag inside the quotes.
     let lead = usize::from(a.first() == Some(&b'"'));
     out[..lead].copy_from_slice(&a[..lead]);
+    out[lead + TAG_OVERHEAD..].copy_from_slice(&a[lead..]);
+    Ok(n)
+}
+
+/// The second step of writing a signed form: the 16 tag octets (`K DDD` and the three MAC
+/// octets) into `out`, which
+/// [`place_address`] filled for this address and which is exactly as long as the signed form.
+#[inline(always)]
+pub(crate) fn write_tag(address: &str, kddd: &[u8; 4], mac: [u8; 3], out: &mut [u8]) {
+    let lead = usize::from(address.as_bytes().first() == Some(&b'"'));
     // The 16 tag octets `prvs=KDDDSSSSSS=` assembled in registers and written at once: written
     // octet by octet into a buffer and copied from there, they were read back before reaching
     // the cache, a store-forwarding stall that slowed every signature (issue 6, measured).
     let tag = u128::from_le_bytes(*b"prvs=\0\0\0\0\0\0\0\0\0\0=")
         | u128::from(u32::from_le_bytes(*kddd)) << 40
         | u128::from(hex6(mac)) << 72;
-    out[lead..lead + TAG_OVERHEAD].copy_from_slice(&tag.to_le_bytes());
-    out[lead + TAG_OVERHEAD..].copy_from_slice(&a[lead..]);
-    Ok(n)
+    if let Some(dst) = out.get_mut(lead..lead + TAG_OVERHEAD) {
+        dst.copy_from_slice(&tag.to_le_bytes());
+    }
 }
 
 #[cfg(test)]
