@@ -111,3 +111,19 @@ fn day_change_gives_bad_signature_not_expired() {
     assert_ne!(forged, signed);
     assert_eq!(keys.status_at(&forged, NOW), Outcome::BadSignature);
 }
+
+#[test]
+fn a_bad_mac_is_reported_before_an_expired_day() {
+    // SPEC section 6: `expired` means the MAC matches and the day is out of the window. The
+    // verifier computes the window before the MAC (issue 6), so check that the order of the
+    // answers did not follow.
+    let keys = keyring("hmac-sha256");
+    let signed = keys.sign_at("user@example.com", NOW).unwrap().into_owned();
+    let later = NOW + 30 * 86_400;
+    assert_eq!(keys.status_at(&signed, later), Outcome::Expired);
+    let last_mac_digit = if signed.as_bytes()[14] == b'0' { '1' } else { '0' };
+    let forged = replace_at(&signed, 14, last_mac_digit);
+    assert_ne!(forged, signed);
+    assert_eq!(keys.status_at(&forged, later), Outcome::BadSignature);
+    assert_eq!(keys.status_at(&forged, NOW), Outcome::BadSignature);
+}
