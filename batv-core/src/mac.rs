@@ -420,6 +420,16 @@ impl PreparedMac {
             }
             PreparedMac::Sha1(p) => {
                 let o = tag.original;
+                let kddd = tag.kddd();
+                // The address as received first, written out rather than through `check`,
+                // which is not inlined.
+                if same(p.tag(sha1_compress, &kddd, o, Fold::None)) {
+                    return true;
+                }
+                let check = |fold| same(p.tag(sha1_compress, &kddd, o, fold));
+                // Only now, when the address as received did not match, look for upper case:
+                // that pass over the address cost 0.2 x the limit in every valid verification
+                // (issue 6: with the inline first try, `sha1/verify_valid/short` 1.94 -> 1.47).
                 let domain = o.domain_start().unwrap_or(o.len());
                 let (mut local_upper, mut domain_upper) = (false, false);
                 let mut pos = 0;
@@ -431,12 +441,8 @@ impl PreparedMac {
                         pos += 1;
                     }
                 }
-                let kddd = tag.kddd();
-                let check = |fold| same(p.tag(sha1_compress, &kddd, o, fold));
                 // Each extra try only when it feeds different bytes.
-                check(Fold::None)
-                    || (domain_upper && check(Fold::Domain))
-                    || (local_upper && check(Fold::All))
+                (domain_upper && check(Fold::Domain)) || (local_upper && check(Fold::All))
             }
         }
     }
