@@ -331,7 +331,8 @@ impl Keyring {
         let kddd = wire::kddd(key.number, days::expiry_stamp(now, self.lifetime_days));
         // The address is copied into place first: that copy does not depend on the MAC, so it
         // then runs while the block function does (issue 6, measured).
-        let n = wire::place_address(address, out).map_err(|needed| SignError::BufferTooSmall { needed })?;
+        let n = wire::place_address(address, out)
+            .map_err(|needed| SignError::BufferTooSmall { needed })?;
         let mac = key.mac.tag(&kddd, Original::whole(address));
         wire::write_tag(address, &kddd, mac, &mut out[..n]);
         Ok(Signed::Written(n))

@@ -552,8 +552,8 @@ pub(crate) fn place_address(address: &str, out: &mut [u8]) -> Result<usize, usiz
 }
 
 /// The second step of writing a signed form: the 16 tag octets (`K DDD` and the three MAC
-/// octets) into `out`, which
-/// [`place_address`] filled for this address and which is exactly as long as the signed form.
+/// octets) into `out`, which [`place_address`] filled for this address and which is exactly as
+/// long as the signed form.
 #[inline(always)]
 pub(crate) fn write_tag(address: &str, kddd: &[u8; 4], mac: [u8; 3], out: &mut [u8]) {
     let lead = usize::from(address.as_bytes().first() == Some(&b'"'));
@@ -563,9 +563,7 @@ pub(crate) fn write_tag(address: &str, kddd: &[u8; 4], mac: [u8; 3], out: &mut [
     let tag = u128::from_le_bytes(*b"prvs=\0\0\0\0\0\0\0\0\0\0=")
         | u128::from(u32::from_le_bytes(*kddd)) << 40
         | u128::from(hex6(mac)) << 72;
-    if let Some(dst) = out.get_mut(lead..lead + TAG_OVERHEAD) {
-        dst.copy_from_slice(&tag.to_le_bytes());
-    }
+    out[lead..lead + TAG_OVERHEAD].copy_from_slice(&tag.to_le_bytes());
 }
 
 #[cfg(test)]
