@@ -308,9 +308,9 @@ impl CachedKeyring {
 pub struct KeyringCache {
     clock: Arc<dyn Clock>,
     /// Looked up by the path's octets, most recently added last: a server names one or two
-    /// keyrings, so a short scan with `memcmp` beats hashing the path's components (which cost
-    /// more than signing, per `${dlfunc}` call; issue 6). Two spellings of one file
-    /// (`/etc//batv.keys`) are two entries, which is harmless.
+    /// keyrings, so a short scan with `memcmp` beats hashing the path's components (with the
+    /// hashing, the lookup cost about as much as signing, per `${dlfunc}` call; issue 6). Two
+    /// spellings of one file (`/etc//batv.keys`) are two entries, which is harmless.
     paths: Mutex<Vec<(PathBuf, Arc<CachedKeyring>)>>,
 }
 
