@@ -1,0 +1,291 @@
+//! The milter: which sessions are ours, and the milter events turned into calls of the core
+//! (signing at end of message, the bounce rule at RCPT) and into SMTP replies.
+
+use crate::batv::{self, Decision, Keys, Signing};
+use crate::config::Settings;
+use crate::log::Log;
+use batv_core::Policy;
+use indymilter::{
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext, ProtoOpts, SetErrorReply,
+    SocketInfo, Status,
+};
+use std::ffi::{CStr, CString};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+/// The header monitor mode adds (and whose earlier copies it removes).
+pub const MONITOR_HEADER: &str = "X-BATV";
+
+/// What the daemon runs with; replaced as a whole on SIGHUP.
+pub struct Runtime {
+    pub settings: Settings,
+    pub policy: Policy,
+    pub keys: Arc<Keys>,
+}
+
+pub struct Shared {
+    pub runtime: RwLock<Arc<Runtime>>,
+    pub log: Arc<Log>,
+}
+
+impl Shared {
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// One SMTP session as the milter follows it.
+#[derive(Default)]
+pub struct Session {
+    /// Trusted network or configured daemon name (known at connect).
+    ours_by_connection: bool,
+    /// ... or an authenticated sender (known at MAIL).
+    ours: bool,
+    sender: String,
+    mail_args: Vec<String>,
+    /// Monitor mode: what would have been rejected, one entry per recipient.
+    monitored: Vec<String>,
+    /// Copies of the monitor header already in the message.
+    old_headers: i32,
+}
+
+fn macro_str<'a>(macros: &'a indymilter::Macros, name: &CStr) -> Option<&'a str> {
+    macros.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
+}
+
+fn lossy(c: &CStr) -> String {
+    c.to_string_lossy().into_owned()
+}
+
+/// Splits a core reply such as `550 5.7.1 Bounce rejected: ...` into its three parts.
+fn split_reply(reply: &str) -> (&str, Option<&str>, &str) {
+    let (code, rest) = reply.split_once(' ').unwrap_or((reply, ""));
+    match rest.split_once(' ') {
+        Some((x, text)) if x.split('.').count() == 3 && x.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            (code, Some(x), text)
+        }
+        _ => (code, None, rest),
+    }
+}
+
+fn set_reply<T: SetErrorReply>(reply: &mut T, full: &str) {
+    let (code, x, text) = split_reply(full);
+    // Only the core's fixed replies and our own reach this; a failure keeps the MTA's default.
+    let _ = reply.set_error_reply(code, x, [text]);
+}
+
+const KEYRING_TEMPFAIL: &str = "451 4.3.0 BATV keyring unavailable, try again later";
+const SIGN_TEMPFAIL: &str = "451 4.3.0 BATV signing unavailable, try again later";
+
+async fn negotiate(sh: &Shared, cx: &mut NegotiateContext<Session>, mta_actions: Actions, mta_opts: ProtoOpts) -> Status {
+    let rt = sh.runtime();
+    let needed = Actions::CHANGE_SENDER | Actions::ADD_HEADER | Actions::CHANGE_HEADER;
+    if !mta_actions.contains(needed) {
+        sh.log.error("the MTA does not offer the milter actions batv-milter needs (change sender, add and change headers); closing");
+    }
+    cx.requested_actions = needed;
+    let mut opts = ProtoOpts::NO_HELO | ProtoOpts::NO_BODY | ProtoOpts::NO_UNKNOWN | ProtoOpts::NO_DATA;
+    // Headers are only looked at in monitor mode (to remove earlier copies of its header).
+    if !rt.settings.monitor {
+        opts |= ProtoOpts::NO_HEADER | ProtoOpts::NO_EOH;
+    }
+    cx.requested_opts = opts & mta_opts;
+    let want = [
+        (MacroStage::Connect, "{daemon_name} {client_addr}"),
+        (MacroStage::Mail, "{auth_authen}"),
+        (MacroStage::Rcpt, "i"),
+        (MacroStage::Eom, "i"),
+    ];
+    for (stage, names) in want {
+        if let Ok(c) = CString::new(names) {
+            cx.requested_macros.insert(stage, c);
+        }
+    }
+    cx.data = Some(Session::default());
+    Status::Continue
+}
+
+async fn connect(sh: &Shared, cx: &mut Context<Session>, info: SocketInfo) -> Status {
+    let rt = sh.runtime();
+    let addr = match info {
+        SocketInfo::Inet(a) => Some(a.ip()),
+        _ => macro_str(&cx.macros, c"{client_addr}").and_then(|a| a.parse::<IpAddr>().ok()),
+    };
+    let trusted = addr.is_some_and(|a| rt.settings.is_trusted(a));
+    let daemon = macro_str(&cx.macros, c"{daemon_name}")
+        .is_some_and(|d| rt.settings.trusted_daemon_names.iter().any(|n| n == d));
+    let s = cx.data.get_or_insert_with(Session::default);
+    s.ours_by_connection = trusted || daemon;
+    Status::Continue
+}
+
+async fn mail(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let rt = sh.runtime();
+    let authenticated = rt.settings.sign_authenticated && macro_str(&cx.macros, c"{auth_authen}").is_some();
+    let s = cx.data.get_or_insert_with(Session::default);
+    let path = args.first().map(|a| lossy(a)).unwrap_or_default();
+    s.ours = s.ours_by_connection || authenticated;
+    s.mail_args = args.iter().skip(1).map(|a| lossy(a)).collect();
+    s.monitored.clear();
+    s.old_headers = 0;
+    s.sender = match batv::smtp_path_address(&path) {
+        Some(a) => a.to_owned(),
+        // Not a path the core could be given; Postfix never sends one. Keep it as written.
+        None => path,
+    };
+    Status::Continue
+}
+
+async fn rcpt(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let Some(s) = cx.data.as_mut() else { return Status::Continue };
+    // Mail from our own users and systems (including sendmail(1), which presents a localhost
+    // client) is never rejected or tempfailed here.
+    if s.ours {
+        return Status::Continue;
+    }
+    let rt = sh.runtime();
+    let path = args.first().map(|a| lossy(a)).unwrap_or_default();
+    let Some(rcpt) = batv::smtp_path_address(&path) else { return Status::Continue };
+    if !batv::domain_of(rcpt).is_some_and(|d| rt.settings.verify_domains.contains(d)) {
+        return Status::Continue;
+    }
+    let queue = macro_str(&cx.macros, c"i").map(str::to_owned);
+    let decision = rt.keys.decide(&rt.policy, &s.sender, rcpt, batv::now());
+    let log = |action: &str, reason: &str| sh.log.decision(queue.as_deref(), &s.sender, rcpt, action, reason);
+    match decision {
+        Decision::Accept { reason } => {
+            log("accept", reason);
+            Status::Continue
+        }
+        Decision::Monitored { reason } => {
+            log("monitor", &format!("{reason} (would reject)"));
+            s.monitored.push(format!("would reject <{rcpt}>: {reason}"));
+            Status::Continue
+        }
+        Decision::Reject { reason, reply } => {
+            log("reject", reason);
+            set_reply(&mut cx.reply, reply);
+            Status::Reject
+        }
+        Decision::KeyringError(e) => {
+            log("tempfail", &e);
+            set_reply(&mut cx.reply, KEYRING_TEMPFAIL);
+            Status::Tempfail
+        }
+    }
+}
+
+async fn header(cx: &mut Context<Session>, name: CString) -> Status {
+    if let Some(s) = cx.data.as_mut() {
+        if name.to_bytes().eq_ignore_ascii_case(MONITOR_HEADER.as_bytes()) {
+            s.old_headers = s.old_headers.saturating_add(1);
+        }
+    }
+    Status::Continue
+}
+
+async fn eom(sh: &Shared, cx: &mut EomContext<Session>) -> Status {
+    let Some(s) = cx.data.as_mut() else { return Status::Continue };
+    let queue = macro_str(&cx.macros, c"i").map(str::to_owned);
+    if !s.monitored.is_empty() {
+        // Earlier copies, last first, so that the indexes of the others stay put.
+        for i in (1..=s.old_headers).rev() {
+            if let Err(e) = cx.actions.change_header(MONITOR_HEADER, i, None::<CString>).await {
+                sh.log.warn(&format!("cannot remove an earlier {MONITOR_HEADER} header: {e}"));
+            }
+        }
+        let value = s.monitored.join("; ");
+        if let Err(e) = cx.actions.add_header(MONITOR_HEADER, value.as_str()).await {
+            sh.log.warn(&format!("cannot add the {MONITOR_HEADER} header: {e}"));
+        }
+    }
+    if !s.ours {
+        return Status::Continue;
+    }
+    let rt = sh.runtime();
+    if !batv::domain_of(&s.sender).is_some_and(|d| rt.settings.sign_domains.contains(d)) {
+        return Status::Continue;
+    }
+    let log = |action: &str, reason: &str| sh.log.decision(queue.as_deref(), &s.sender, "-", action, reason);
+    match rt.keys.sign(&s.sender, batv::now()) {
+        Signing::Signed(tagged) => {
+            let args = (!s.mail_args.is_empty()).then(|| s.mail_args.join(" "));
+            match cx.actions.change_sender(format!("<{tagged}>"), args).await {
+                Ok(()) => {
+                    log("sign", &format!("sent as <{tagged}>"));
+                    Status::Continue
+                }
+                Err(e) => {
+                    // The bounces of an untagged message would be rejected: keep it queued
+                    // at the client instead.
+                    log("tempfail", &format!("cannot change the sender: {e}"));
+                    set_reply(&mut cx.reply, SIGN_TEMPFAIL);
+                    Status::Tempfail
+                }
+            }
+        }
+        Signing::Unchanged => Status::Continue,
+        Signing::Unsignable(why) => {
+            log("unsigned", &why);
+            Status::Continue
+        }
+        Signing::KeyringError(e) => {
+            log("tempfail", &e);
+            set_reply(&mut cx.reply, SIGN_TEMPFAIL);
+            Status::Tempfail
+        }
+    }
+}
+
+fn reset(cx: &mut Context<Session>) {
+    if let Some(s) = cx.data.as_mut() {
+        s.monitored.clear();
+        s.old_headers = 0;
+        s.ours = s.ours_by_connection;
+    }
+}
+
+pub fn callbacks(sh: Arc<Shared>) -> Callbacks<Session> {
+    let (a, b, c, d, e) = (sh.clone(), sh.clone(), sh.clone(), sh.clone(), sh);
+    Callbacks::new()
+        .on_negotiate(move |cx, acts, opts| {
+            let sh = a.clone();
+            Box::pin(async move { negotiate(&sh, cx, acts, opts).await })
+        })
+        .on_connect(move |cx, _host, info| {
+            let sh = b.clone();
+            Box::pin(async move { connect(&sh, cx, info).await })
+        })
+        .on_mail(move |cx, args| {
+            let sh = c.clone();
+            Box::pin(async move { mail(&sh, cx, args).await })
+        })
+        .on_rcpt(move |cx, args| {
+            let sh = d.clone();
+            Box::pin(async move { rcpt(&sh, cx, args).await })
+        })
+        .on_header(|cx, name, _value| Box::pin(header(cx, name)))
+        .on_eom(move |cx| {
+            let sh = e.clone();
+            Box::pin(async move { eom(&sh, cx).await })
+        })
+        .on_abort(|cx| {
+            reset(cx);
+            Box::pin(async { Status::Continue })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_split() {
+        assert_eq!(
+            split_reply("550 5.7.1 Bounce rejected: invalid BATV signature"),
+            ("550", Some("5.7.1"), "Bounce rejected: invalid BATV signature")
+        );
+        assert_eq!(split_reply(KEYRING_TEMPFAIL).1, Some("4.3.0"));
+        assert_eq!(split_reply("451 try later"), ("451", None, "try later"));
+    }
+}
