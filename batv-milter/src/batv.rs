@@ -11,6 +11,8 @@ use std::sync::Arc;
 /// second, a changed file reloaded, an error never answered with stale keys).
 pub struct Keys {
     cache: CachedKeyring,
+    /// Stands in for the keyring where the verdict cannot depend on a key (see `decide`).
+    keyless: Option<batv_core::Keyring>,
 }
 
 /// What signing an envelope sender came to.
@@ -52,7 +54,9 @@ pub enum Lookup {
 
 impl Keys {
     pub fn new(path: &Path) -> Keys {
-        Keys { cache: CachedKeyring::new(path) }
+        // Never used to sign or verify a tag: `decide` passes it only for untagged recipients.
+        let keyless = batv_core::Keyring::parse("key 0 hmac-sha256 text:no key is needed for untagged recipients\n").ok();
+        Keys { cache: CachedKeyring::new(path), keyless }
     }
 
     pub fn path(&self) -> &Path {
@@ -86,12 +90,21 @@ impl Keys {
     }
 
     /// The bounce rule for one recipient of a transaction with this sender.
+    ///
+    /// Ordinary mail and exempt recipients need no key, so a broken keyring tempfails only
+    /// the recipients whose verdict depends on it. This belongs in batv-core (for example a
+    /// `Policy::needs_keyring(sender, recipient)`, or `check` taking the keyring's `Result`);
+    /// until then the core's own predicates decide it here.
     pub fn decide(&self, policy: &Policy, sender: &str, recipient: &str, now: i64) -> Decision {
-        let keys = match self.get() {
-            Ok(k) => k,
-            Err(e) => return Decision::KeyringError(e),
+        let needs_keys =
+            batv_core::is_tagged(recipient) || (policy.is_bounce(sender) && !policy.is_exempt(recipient));
+        let loaded = self.get();
+        let keys: &batv_core::Keyring = match (&loaded, &self.keyless) {
+            (Ok(k), _) => k,
+            (Err(_), Some(placeholder)) if !needs_keys => placeholder,
+            (Err(e), _) => return Decision::KeyringError(e.clone()),
         };
-        let v = policy.check(&keys, sender, recipient, now);
+        let v = policy.check(keys, sender, recipient, now);
         let reason = v.reason.as_str();
         match (v.accepted, v.monitored, v.smtp_reply) {
             (true, true, _) => Decision::Monitored { reason },
@@ -239,6 +252,11 @@ mod tests {
         assert!(matches!(keys.sign("alice@example.test", NOW), Signing::KeyringError(_)));
         let p = policy(&[], None, false).unwrap();
         assert!(matches!(keys.decide(&p, "", "alice@example.test", NOW), Decision::KeyringError(_)));
+        assert!(matches!(keys.decide(&p, "a@b.example", "prvs=1000000000=alice@example.test", NOW), Decision::KeyringError(_)));
+        // Ordinary mail and exempt recipients do not depend on a key.
+        assert_eq!(keys.decide(&p, "a@b.example", "alice@example.test", NOW), Decision::Accept { reason: "not-bounce" });
+        let ex = policy(&["carol@example.test".into()], None, false).unwrap();
+        assert_eq!(keys.decide(&ex, "", "carol@example.test", NOW), Decision::Accept { reason: "exempt" });
         assert!(matches!(keys.lookup("prvs=1000000000=alice@example.test", NOW), Lookup::Temporary(_)));
         // Untagged keys never need the keyring.
         assert_eq!(keys.lookup("alice@example.test", NOW), Lookup::NotFound);
