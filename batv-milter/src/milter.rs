@@ -278,6 +278,196 @@ pub fn callbacks(sh: Arc<Shared>) -> Callbacks<Session> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LogTarget;
+    use indymilter_test::{any, TestConnection};
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    struct Milter {
+        dir: PathBuf,
+        sock: PathBuf,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+    }
+
+    impl Drop for Milter {
+        fn drop(&mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A milter on a unix socket in a fresh directory, with a keyring unless `keyring` is false.
+    async fn milter(name: &str, extra: &str, keyring: bool) -> Milter {
+        let dir = std::env::temp_dir().join(format!("batv-milter-mt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("keys");
+        if keyring {
+            std::fs::write(&keys, "key 1 hmac-sha256 text:milter unit test key\n").unwrap();
+            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let sock = dir.join("milter.sock");
+        let toml = format!(
+            "keyring = \"{}\"\nmilter_socket = \"unix:{}\"\nsign_domains = [\"example.test\"]\n\
+             trusted_networks = [\"127.0.0.1/32\"]\ntrusted_daemon_names = [\"ORIGINATING\"]\n\
+             exempt = [\"carol@example.test\"]\nlog = \"stderr\"\n{extra}",
+            keys.display(),
+            sock.display()
+        );
+        let settings = Settings::parse(&toml).unwrap();
+        let policy = crate::batv::policy(&settings.exempt, settings.bounce_local_parts.as_deref(), settings.monitor).unwrap();
+        let (listener, file) = crate::listen::bind(&settings.milter_socket, 0o600, None).await.unwrap();
+        let rt = Runtime { keys: Arc::new(Keys::new(&settings.keyring)), settings, policy };
+        let shared = Arc::new(Shared { runtime: RwLock::new(Arc::new(rt)), log: Arc::new(Log::new(LogTarget::Stderr)) });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _file = file;
+            let _ = indymilter::run(listener, callbacks(shared), Default::default(), rx).await;
+        });
+        Milter { dir, sock, stop: Some(tx) }
+    }
+
+    async fn open(path: &Path) -> TestConnection {
+        TestConnection::configure().open_unix(path).await.unwrap()
+    }
+
+    fn reject_text(st: &indymilter_test::Status) -> String {
+        match st {
+            indymilter_test::Status::Reject { message: Some(m) } | indymilter_test::Status::Tempfail { message: Some(m) } => {
+                m.to_string_lossy().into_owned()
+            }
+            other => format!("{other:?}"),
+        }
+    }
+
+    use indymilter_test::Status as T;
+
+    #[tokio::test]
+    async fn bounce_rule_at_rcpt_for_outside_clients() {
+        let m = milter("rcpt", "", true).await;
+        let mut c = open(&m.sock).await;
+        assert_eq!(c.connect("outside.example", [192, 0, 2, 7]).await.unwrap(), T::Continue);
+        assert_eq!(c.mail(["<>"]).await.unwrap(), T::Continue);
+        let st = c.rcpt(["<alice@example.test>"]).await.unwrap();
+        assert!(reject_text(&st).starts_with("550 5.7.1 Bounce rejected"), "{st:?}");
+        assert_eq!(c.rcpt(["<carol@example.test>"]).await.unwrap(), T::Continue, "exempt");
+        assert_eq!(c.rcpt(["<bob@remote.example>"]).await.unwrap(), T::Continue, "not a verify domain");
+        let st = c.rcpt(["<prvs=1000000000=alice@example.test>"]).await.unwrap();
+        assert!(reject_text(&st).contains("invalid BATV signature"), "{st:?}");
+        c.abort().await.unwrap();
+        assert_eq!(c.mail(["<MAILER-DAEMON@remote.example>"]).await.unwrap(), T::Continue);
+        assert!(matches!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Reject { .. }));
+        c.abort().await.unwrap();
+        assert_eq!(c.mail(["<someone@remote.example>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Continue, "ordinary mail");
+        let (actions, st) = c.eom().await.unwrap();
+        assert_eq!(st, T::Continue);
+        assert!(!actions.has_change_sender(any(), any()), "outside mail is never signed");
+        c.close().await.unwrap();
+    }
+
+    async fn signed_sender(m: &Milter, addr: [u8; 4], connect_macros: &[(&str, &str)], mail_macros: &[(&str, &str)]) -> Option<(String, Option<String>)> {
+        let mut c = open(&m.sock).await;
+        if !connect_macros.is_empty() {
+            c.macros(MacroStage::Connect, connect_macros.iter().copied()).await.unwrap();
+        }
+        assert_eq!(c.connect("client.example", addr).await.unwrap(), T::Continue);
+        if !mail_macros.is_empty() {
+            c.macros(MacroStage::Mail, mail_macros.iter().copied()).await.unwrap();
+        }
+        assert_eq!(c.mail(["<alice@example.test>", "SIZE=120", "BODY=8BITMIME"]).await.unwrap(), T::Continue);
+        assert_eq!(c.rcpt(["<bob@remote.example>"]).await.unwrap(), T::Continue);
+        // Headers are not asked for outside monitor mode.
+        let (actions, st) = c.eom().await.unwrap();
+        assert_eq!(st, T::Continue);
+        c.close().await.unwrap();
+        actions.actions.iter().find_map(|a| match a {
+            indymilter_test::EomAction::ChangeSender { mail, args } => Some((
+                mail.to_string_lossy().into_owned(),
+                args.as_ref().map(|a| a.to_string_lossy().into_owned()),
+            )),
+            _ => None,
+        })
+    }
+
+    fn is_tag_of_alice(s: &str) -> bool {
+        s.starts_with("<prvs=1") && s.ends_with("=alice@example.test>") && s.len() == "<prvs=1000000000=alice@example.test>".len()
+    }
+
+    #[tokio::test]
+    async fn which_sessions_are_signed() {
+        let m = milter("sign", "", true).await;
+        let (mail, args) = signed_sender(&m, [127, 0, 0, 1], &[], &[]).await.expect("trusted network signs");
+        assert!(is_tag_of_alice(&mail), "{mail}");
+        assert_eq!(args.as_deref(), Some("SIZE=120 BODY=8BITMIME"), "the ESMTP arguments are kept");
+        assert!(signed_sender(&m, [192, 0, 2, 7], &[], &[]).await.is_none(), "an outside client is not signed");
+        let d = signed_sender(&m, [192, 0, 2, 7], &[("{daemon_name}", "ORIGINATING")], &[]).await;
+        assert!(d.is_some_and(|(m, _)| is_tag_of_alice(&m)), "a trusted daemon name signs");
+        assert!(signed_sender(&m, [192, 0, 2, 7], &[("{daemon_name}", "mx")], &[]).await.is_none());
+        let a = signed_sender(&m, [192, 0, 2, 7], &[], &[("{auth_authen}", "alice")]).await;
+        assert!(a.is_some_and(|(m, _)| is_tag_of_alice(&m)), "an authenticated session signs");
+        let m2 = milter("noauth", "sign_authenticated = false\n", true).await;
+        assert!(signed_sender(&m2, [192, 0, 2, 7], &[], &[("{auth_authen}", "alice")]).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn unusable_keyring_tempfails_and_ours_is_never_rejected() {
+        let m = milter("nokeys", "", false).await;
+        let mut c = open(&m.sock).await;
+        assert_eq!(c.connect("localhost", [127, 0, 0, 1]).await.unwrap(), T::Continue);
+        assert_eq!(c.mail(["<>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Continue, "sendmail(1)/trusted: never rejected");
+        c.abort().await.unwrap();
+        assert_eq!(c.mail(["<alice@example.test>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.rcpt(["<bob@remote.example>"]).await.unwrap(), T::Continue);
+        let (actions, st) = c.eom().await.unwrap();
+        assert!(reject_text(&st).starts_with("451 4.3.0"), "{st:?}");
+        assert!(!actions.has_change_sender(any(), any()));
+        c.close().await.unwrap();
+        let mut c = open(&m.sock).await;
+        c.connect("outside.example", [192, 0, 2, 7]).await.unwrap();
+        c.mail(["<>"]).await.unwrap();
+        let st = c.rcpt(["<alice@example.test>"]).await.unwrap();
+        assert!(reject_text(&st).starts_with("451 4.3.0"), "an unusable keyring is 451, never 550: {st:?}");
+        c.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn monitor_mode_adds_one_header_and_removes_copies() {
+        let m = milter("monitor", "monitor = true\n", true).await;
+        let mut c = open(&m.sock).await;
+        c.connect("outside.example", [192, 0, 2, 7]).await.unwrap();
+        c.mail(["<>"]).await.unwrap();
+        assert_eq!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Continue);
+        c.header("X-BATV", "forged one").await.unwrap();
+        c.header("Subject", "hello").await.unwrap();
+        c.header("x-batv", "forged two").await.unwrap();
+        c.eoh().await.unwrap();
+        let (actions, st) = c.eom().await.unwrap();
+        assert_eq!(st, T::Continue);
+        assert!(actions.has_delete_header("X-BATV", 1) && actions.has_delete_header("X-BATV", 2), "{actions:?}");
+        assert!(actions.has_add_header("X-BATV", "would reject <alice@example.test>: untagged"), "{actions:?}");
+        c.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn hostile_packets_close_one_connection_only() {
+        use tokio::io::AsyncWriteExt;
+        let m = milter("hostile", "", true).await;
+        for junk in [&b"\xff\xff\xff\xff"[..], b"\x00\x00\x00\x05Oabc", b"\x00\x00\x00\x00", b"\x00\x00\x00\x02Z\x00"] {
+            let mut s = tokio::net::UnixStream::connect(&m.sock).await.unwrap();
+            let _ = s.write_all(junk).await;
+            drop(s);
+        }
+        // The daemon still serves.
+        let mut c = open(&m.sock).await;
+        c.connect("outside.example", [192, 0, 2, 7]).await.unwrap();
+        c.mail(["<>"]).await.unwrap();
+        assert!(matches!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Reject { .. }));
+        c.close().await.unwrap();
+    }
 
     #[test]
     fn replies_split() {
