@@ -215,7 +215,7 @@ impl Settings {
             Some("stderr") => LogTarget::Stderr,
             Some(other) => return Err(format!("log: {other:?} is neither \"syslog\" nor \"stderr\"")),
         };
-        let max_connections = f.max_connections.unwrap_or(512);
+        let max_connections = f.max_connections.unwrap_or(1024);
         if max_connections == 0 || max_connections > 100_000 {
             return Err(format!("max_connections: {max_connections} is not in 1..=100000"));
         }

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 pub type AnyStream = EitherStream<TcpStream, UnixStream>;
@@ -21,16 +23,29 @@ enum Inner {
     Unix(UnixListener),
 }
 
-/// A bound socket, TCP or unix.
+/// A bound socket, TCP or unix, that hands out at most `limit` connections at a time.
+///
+/// A connection over the limit is closed at once rather than left in the listen queue, so
+/// that a flood of idle connections cannot stall the clients behind it: the MTA sees a
+/// failed connection and applies its default action (tempfail). A connection that sends
+/// nothing within `first_byte` is closed too (the MTA speaks first, at once), which frees
+/// the slots such a flood holds.
 pub struct AnyListener {
     inner: Inner,
     /// Set after a failed accept: no accept until it fires.
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     log: Option<Arc<Log>>,
+    live: Arc<AtomicUsize>,
+    limit: usize,
+    first_byte: Duration,
+    refused: u64,
 }
 
 /// How long to wait after a failed accept (EMFILE and the like clear when clients close).
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long a new connection may stay silent before it is closed.
+pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(10);
 
 impl AnyListener {
     pub fn with_log(mut self, log: Arc<Log>) -> AnyListener {
@@ -38,27 +53,24 @@ impl AnyListener {
         self
     }
 
-    pub async fn accept_retrying(&mut self, log: &Log) -> AnyStream {
-        loop {
-            let r = match &self.inner {
-                Inner::Tcp(l) => l.accept().await.map(|(s, _)| EitherStream::Tcp(s)),
-                Inner::Unix(l) => l.accept().await.map(|(s, _)| EitherStream::Unix(s)),
-            };
-            match r {
-                Ok(s) => return s,
-                Err(e) => {
-                    log.warn(&format!("accept failed, retrying: {e}"));
-                    tokio::time::sleep(ACCEPT_PAUSE).await;
-                }
-            }
-        }
+    /// At most `limit` connections at once; silent ones are closed after `first_byte`.
+    pub fn with_limit(mut self, limit: usize, first_byte: Duration) -> AnyListener {
+        self.limit = limit;
+        self.first_byte = first_byte;
+        self
+    }
+
+    /// Connections open now.
+    #[cfg(test)]
+    pub fn live(&self) -> Arc<AtomicUsize> {
+        self.live.clone()
     }
 }
 
 impl Listener for AnyListener {
-    type Io = AnyStream;
+    type Io = Guarded;
 
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<AnyStream>> {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Guarded>> {
         loop {
             if let Some(p) = self.pause.as_mut() {
                 if p.as_mut().poll(cx).is_pending() {
@@ -71,19 +83,104 @@ impl Listener for AnyListener {
                 Inner::Unix(l) => UnixListener::poll_accept(l, cx).map_ok(|(s, _)| EitherStream::Unix(s)),
             };
             match r {
+                Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
                     if let Some(log) = &self.log {
-                        log.warn(&format!("milter: accept failed, retrying: {e}"));
+                        log.warn(&format!("accept failed, retrying: {e}"));
                     }
                     self.pause = Some(Box::pin(tokio::time::sleep(ACCEPT_PAUSE)));
                 }
-                other => return other,
+                Poll::Ready(Ok(stream)) => {
+                    if self.live.load(Ordering::Acquire) >= self.limit {
+                        // Dropping the stream closes it.
+                        self.refused += 1;
+                        if let Some(log) = &self.log {
+                            if self.refused.is_power_of_two() {
+                                log.warn(&format!(
+                                    "{} connections open (max_connections): closed a new one ({} so far)",
+                                    self.limit, self.refused
+                                ));
+                            }
+                        }
+                        continue;
+                    }
+                    self.live.fetch_add(1, Ordering::AcqRel);
+                    return Poll::Ready(Ok(Guarded {
+                        stream,
+                        live: self.live.clone(),
+                        deadline: Some(Box::pin(tokio::time::sleep(self.first_byte))),
+                    }));
+                }
             }
         }
     }
 }
 
+/// An accepted connection: counted while open, closed when silent past its first-byte
+/// deadline.
+pub struct Guarded {
+    stream: AnyStream,
+    live: Arc<AtomicUsize>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.deadline = None;
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let expired = self.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if expired {
+                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing")))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 use std::future::Future;
+
+impl AnyListener {
+    fn new(inner: Inner) -> AnyListener {
+        AnyListener {
+            inner,
+            pause: None,
+            log: None,
+            live: Arc::new(AtomicUsize::new(0)),
+            limit: usize::MAX,
+            first_byte: FIRST_BYTE_DEADLINE,
+            refused: 0,
+        }
+    }
+}
 
 /// A unix socket file this daemon created, removed again when dropped.
 pub struct SocketFile(PathBuf);
@@ -107,7 +204,7 @@ pub async fn bind(spec: &SocketSpec, mode: u32, group: Option<u32>) -> Result<(A
     match spec {
         SocketSpec::Inet(host, port) => {
             let l = TcpListener::bind((host.as_str(), *port)).await.map_err(|e| format!("{spec}: cannot listen: {e}"))?;
-            Ok((AnyListener { inner: Inner::Tcp(l), pause: None, log: None }, None))
+            Ok((AnyListener::new(Inner::Tcp(l)), None))
         }
         SocketSpec::Unix(path) => {
             match std::fs::symlink_metadata(path) {
@@ -128,7 +225,7 @@ pub async fn bind(spec: &SocketSpec, mode: u32, group: Option<u32>) -> Result<(A
             if let Some(gid) = group {
                 std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| format!("{spec}: cannot set group {gid}: {e}"))?;
             }
-            Ok((AnyListener { inner: Inner::Unix(l), pause: None, log: None }, Some(guard)))
+            Ok((AnyListener::new(Inner::Unix(l)), Some(guard)))
         }
     }
 }
@@ -175,5 +272,46 @@ mod tests {
         assert_eq!(group_id("0").unwrap(), 0);
         assert_eq!(group_id("root").unwrap(), 0);
         assert!(group_id("no-such-group-batv").is_err());
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_is_closed_and_silence_times_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let d = std::env::temp_dir().join(format!("batv-milter-limit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("l.sock");
+        let (l, _guard) = bind(&SocketSpec::Unix(path.clone()), 0o600, None).await.unwrap();
+        let mut l = l.with_limit(2, Duration::from_millis(300));
+        let live = l.live();
+        let a = UnixStream::connect(&path).await.unwrap();
+        let mut b = UnixStream::connect(&path).await.unwrap();
+        let mut sa = l.accept().await.unwrap();
+        let mut sb = l.accept().await.unwrap();
+        assert_eq!(live.load(Ordering::Acquire), 2);
+        // A third client is closed at once; a fourth after one slot frees is served.
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        let accept = tokio::spawn(async move {
+            let s = l.accept().await.unwrap();
+            (l, s)
+        });
+        let mut buf = [0u8; 1];
+        assert_eq!(c.read(&mut buf).await.unwrap(), 0, "closed over the limit");
+        drop(a);
+        b.write_all(b"x").await.unwrap();
+        assert_eq!(sb.read(&mut buf).await.unwrap(), 1);
+        // The silent one (a's server side) times out; the one that spoke does not.
+        let e = sa.read(&mut buf).await;
+        assert!(matches!(e, Ok(0)) || matches!(e, Err(ref e) if e.kind() == io::ErrorKind::TimedOut));
+        drop(sa);
+        let _d = UnixStream::connect(&path).await.unwrap();
+        let (_l, mut sd) = accept.await.unwrap();
+        let t = std::time::Instant::now();
+        let e = sd.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(250));
+        drop(sd);
+        assert_eq!(live.load(Ordering::Acquire), 1);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

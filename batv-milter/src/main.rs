@@ -155,7 +155,8 @@ async fn run(cli: Cli) -> ExitCode {
                 let sh = shared.clone();
                 // The socketmap follows the keyring of the current runtime after a reload.
                 let keys_now = move || sh.runtime().keys.clone();
-                tokio::spawn(socketmap::serve(l, keys_now, log.clone(), s.max_connections, idle));
+                let l = l.with_log(log.clone()).with_limit(s.max_connections, listen::FIRST_BYTE_DEADLINE);
+                tokio::spawn(socketmap::serve(l, keys_now, log.clone(), idle));
             }
             Err(e) => {
                 log.error(&e);
@@ -165,7 +166,9 @@ async fn run(cli: Cli) -> ExitCode {
     }
     tokio::spawn(reload_on_hup(cli.config.clone(), shared.clone()));
     let config = indymilter::Config {
-        max_connections: s.max_connections,
+        // The listener enforces max_connections (closing what is over it at once); this
+        // limit only stops indymilter from waiting on its own.
+        max_connections: s.max_connections + 1,
         connection_timeout: idle,
         ..Default::default()
     };
@@ -182,7 +185,8 @@ async fn run(cli: Cli) -> ExitCode {
             _ = async { match int.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
     };
-    let result = indymilter::run(milter_listener.with_log(log.clone()), milter::callbacks(shared), config, shutdown).await;
+    let result = indymilter::run(
+        milter_listener.with_log(log.clone()).with_limit(s.max_connections, listen::FIRST_BYTE_DEADLINE), milter::callbacks(shared), config, shutdown).await;
     match result {
         Ok(()) => {
             log.info("stopped");

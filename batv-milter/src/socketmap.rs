@@ -10,7 +10,6 @@ use crate::log::Log;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::Semaphore;
 
 /// The name of the map this daemon serves (`socketmap:...:batv`).
 pub const MAP_NAME: &str = "batv";
@@ -135,22 +134,18 @@ where
     }
 }
 
-/// Accepts socketmap clients forever, at most `limit` at a time (the others wait in the
-/// listen queue), each served by its own task.
-pub async fn serve<K>(listener: crate::listen::AnyListener, keys: K, log: Arc<Log>, limit: usize, idle: Duration)
+/// Accepts socketmap clients forever (the listener bounds how many are open), each served
+/// by its own task.
+pub async fn serve<K>(mut listener: crate::listen::AnyListener, keys: K, log: Arc<Log>, idle: Duration)
 where
     K: Fn() -> Arc<Keys>,
 {
-    let permits = Arc::new(Semaphore::new(limit));
-    let mut listener = listener;
+    use indymilter::Listener;
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
-        let stream = listener.accept_retrying(&log).await;
+        // The listener retries failed accepts itself; an error here cannot happen.
+        let Ok(stream) = listener.accept().await else { continue };
         let (keys, log) = (keys(), log.clone());
-        tokio::spawn(async move {
-            serve_connection(stream, keys, log, idle).await;
-            drop(permit);
-        });
+        tokio::spawn(async move { serve_connection(stream, keys, log, idle).await });
     }
 }
 
