@@ -96,8 +96,8 @@ async fn drive(sock: PathBuf, n: usize, conc: usize) {
 }
 
 /// Malformed milter traffic, one connection each: garbage, a length over the 1 MiB limit, a
-/// truncated packet, an unknown command, a negotiation with nonsense, a huge length that is
-/// never followed by data.
+/// truncated packet, an unknown command, a negotiation with nonsense, a zero length, and
+/// every hundredth an oversized packet with half a megabyte of data behind it.
 async fn junk(sock: PathBuf, n: usize) {
     let samples: [&[u8]; 7] = [
         b"\xff\xff\xff\xffgarbage",
@@ -108,11 +108,16 @@ async fn junk(sock: PathBuf, n: usize) {
         b"\x00\x00\x00\x0dO\x00\x00\x00\x06\xff\xff\xff\xff\xff\xff\xff\xff",
         b"\x00\x00\x00\x00",
     ];
+    // A packet announcing 1 MiB - 1 (indymilter's own limit) followed by 512 KiB of data.
+    let mut big = 0x000f_ffffu32.to_be_bytes().to_vec();
+    big.push(b'O');
+    big.resize(big.len() + 512 * 1024, 0);
     let mut sent = 0;
     let start = Instant::now();
     for i in 0..n {
         if let Ok(mut s) = UnixStream::connect(&sock).await {
-            let _ = s.write_all(samples[i % samples.len()]).await;
+            let sample = if i % 100 == 99 { &big[..] } else { samples[i % samples.len()] };
+            let _ = s.write_all(sample).await;
             // Some close at once, some leave the daemon waiting for the rest.
             if i % 2 == 0 {
                 let _ = s.shutdown().await;

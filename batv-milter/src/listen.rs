@@ -39,6 +39,7 @@ pub struct AnyListener {
     limit: usize,
     first_byte: Duration,
     refused: u64,
+    milter_frames: bool,
 }
 
 /// How long to wait after a failed accept (EMFILE and the like clear when clients close).
@@ -57,6 +58,12 @@ impl AnyListener {
     pub fn with_limit(mut self, limit: usize, first_byte: Duration) -> AnyListener {
         self.limit = limit;
         self.first_byte = first_byte;
+        self
+    }
+
+    /// Refuse milter packets over [`MAX_PACKET`] (the milter socket, not the socketmap).
+    pub fn milter_packets(mut self) -> AnyListener {
+        self.milter_frames = true;
         self
     }
 
@@ -109,6 +116,7 @@ impl Listener for AnyListener {
                         stream,
                         live: self.live.clone(),
                         deadline: Some(Box::pin(tokio::time::sleep(self.first_byte))),
+                        frames: self.milter_frames.then(Frames::default),
                     }));
                 }
             }
@@ -117,11 +125,52 @@ impl Listener for AnyListener {
 }
 
 /// An accepted connection: counted while open, closed when silent past its first-byte
-/// deadline.
+/// deadline, and (for the milter) when a packet announces more than [`MAX_PACKET`] octets.
 pub struct Guarded {
     stream: AnyStream,
     live: Arc<AtomicUsize>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    frames: Option<Frames>,
+}
+
+/// The largest milter packet accepted. Postfix sends at most a header (header_size_limit,
+/// 100 KiB by default) or a 64 KiB body chunk in one; indymilter allocates what a packet
+/// announces (up to 1 MiB), so this bounds the memory one connection can claim.
+pub const MAX_PACKET: u32 = 256 * 1024;
+
+/// Follows the milter framing (a 4-octet big-endian length, then that many octets) of the
+/// octets read, to refuse an oversized packet before the library allocates for it.
+#[derive(Default)]
+struct Frames {
+    header: [u8; 4],
+    have: usize,
+    remaining: u32,
+}
+
+impl Frames {
+    /// Takes the octets just read; false when a packet is over the limit.
+    fn take(&mut self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = data.len().min(self.remaining as usize);
+                self.remaining -= n as u32;
+                data = &data[n..];
+                continue;
+            }
+            self.header[self.have] = data[0];
+            self.have += 1;
+            data = &data[1..];
+            if self.have == 4 {
+                self.have = 0;
+                let len = u32::from_be_bytes(self.header);
+                if len > MAX_PACKET {
+                    return false;
+                }
+                self.remaining = len;
+            }
+        }
+        true
+    }
 }
 
 impl Drop for Guarded {
@@ -137,6 +186,15 @@ impl AsyncRead for Guarded {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
                     self.deadline = None;
+                    let this = &mut *self;
+                    if let Some(f) = this.frames.as_mut() {
+                        if !f.take(&buf.filled()[before..]) {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "milter packet over the size limit",
+                            )));
+                        }
+                    }
                 }
                 Poll::Ready(r)
             }
@@ -178,6 +236,7 @@ impl AnyListener {
             limit: usize::MAX,
             first_byte: FIRST_BYTE_DEADLINE,
             refused: 0,
+            milter_frames: false,
         }
     }
 }
@@ -272,6 +331,23 @@ mod tests {
         assert_eq!(group_id("0").unwrap(), 0);
         assert_eq!(group_id("root").unwrap(), 0);
         assert!(group_id("no-such-group-batv").is_err());
+    }
+
+    #[test]
+    fn milter_framing() {
+        let mut f = Frames::default();
+        let mut packet = 5u32.to_be_bytes().to_vec();
+        packet.extend_from_slice(b"Mabc\0");
+        // Fed whole, then octet by octet: framing does not depend on how reads split.
+        assert!(f.take(&packet));
+        for b in &packet {
+            assert!(f.take(std::slice::from_ref(b)));
+        }
+        assert!(f.take(&MAX_PACKET.to_be_bytes()));
+        let mut f = Frames::default();
+        assert!(!f.take(&(MAX_PACKET + 1).to_be_bytes()));
+        let mut f = Frames::default();
+        assert!(f.take(&[0, 0x10]) && !f.take(&[0, 0]), "a length split over two reads");
     }
 
     #[tokio::test]

@@ -186,7 +186,10 @@ async fn run(cli: Cli) -> ExitCode {
         }
     };
     let result = indymilter::run(
-        milter_listener.with_log(log.clone()).with_limit(s.max_connections, listen::FIRST_BYTE_DEADLINE), milter::callbacks(shared), config, shutdown).await;
+        milter_listener
+            .with_log(log.clone())
+            .with_limit(s.max_connections, listen::FIRST_BYTE_DEADLINE)
+            .milter_packets(), milter::callbacks(shared), config, shutdown).await;
     match result {
         Ok(()) => {
             log.info("stopped");

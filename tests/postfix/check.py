@@ -295,12 +295,12 @@ class Sink:
     """smtp-sink (from the postfix package) as Postfix's relay host: each transaction to a file
     whose X-Mail-Args and X-Rcpt-Args headers are the envelope."""
 
-    def __init__(self, work, port):
+    def __init__(self, work, port, dump=True):
         self.dir = os.path.join(work, "sink")
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o777)
-        self.proc = subprocess.Popen(["smtp-sink", "-u", "nobody", "-d", f"{self.dir}/%Y%m%d%H%M%S.",
-                                      f"{SINK_ADDR}:{port}", "100"])
+        cmd = ["smtp-sink", "-u", "nobody"] + (["-d", f"{self.dir}/%Y%m%d%H%M%S."] if dump else [])
+        self.proc = subprocess.Popen(cmd + [f"{SINK_ADDR}:{port}", "256"])
         wait_for(lambda: self._listening(port), 10)
 
     @staticmethod
@@ -477,6 +477,11 @@ def sendmail(sender, rcpt, marker, user=None):
     return run(cmd, input=f"Subject: outgoing {marker}\n\nmarker {marker}\n")
 
 
+def strip_tag(address):
+    r = run([BATV, "strip", address])
+    return r.stdout.strip()
+
+
 def batv_cli(*args):
     r = run([BATV, "--keys", KEYRING] + list(args))
     return r.stdout.strip(), r.returncode
@@ -484,6 +489,38 @@ def batv_cli(*args):
 
 # ---------------------------------------------------------------------------------------------
 # The checks
+
+
+def bring_up(root, work, dump=True, site_settings=()):
+    """The namespace, the site, every install block of docs/postfix.md, then the sink, the
+    daemon and Postfix, started. Returns them in a dict."""
+    setup_namespace(root, work)
+    version = run(["postconf", "-dh", "mail_version"]).stdout.strip()
+    print(f"--- Postfix {version} (Debian package unpacked under {root}) with docs/postfix.md", flush=True)
+    smtp_port, sink_port = free_port(POSTFIX_ADDR), free_port(SINK_ADDR)
+    syslog = Syslog(work)
+    prepare_site(work, smtp_port, sink_port)
+    if site_settings:
+        must(["postconf", "-e"] + list(site_settings))
+
+    # docs/postfix.md, in its order (the build block ran before the namespace).
+    doc_run("install")
+    doc_run("user")
+    doc_run("keyring")
+    doc_run("socket-dir")
+    doc_file(TOML)
+    r = doc_run("check-config")
+    doc_file(UNIT)
+    doc_run("main.cf")
+    doc_run("master.cf")
+
+    sink = Sink(work, sink_port, dump)
+    daemon = Daemon(work)
+    daemon.start()
+    postfix = Postfix()
+    postfix.start()
+    return {"postfix": postfix, "sink": sink, "daemon": daemon, "syslog": syslog, "port": smtp_port,
+            "sink_port": sink_port, "check_config": r, "version": version}
 
 
 def main():
@@ -498,34 +535,13 @@ def main():
     if not (args.root and args.work):
         ap.error("--root and --work are required")
     work = os.path.abspath(args.work)
-    setup_namespace(os.path.abspath(args.root), work)
-    version = run(["postconf", "-dh", "mail_version"]).stdout.strip()
-    print(f"--- Postfix {version} (Debian package unpacked under {args.root}) with docs/postfix.md", flush=True)
-    smtp_port, sink_port = free_port(POSTFIX_ADDR), free_port(SINK_ADDR)
-    syslog = Syslog(work)
-    prepare_site(work, smtp_port, sink_port)
-
-    # docs/postfix.md, in its order (the build block ran before the namespace).
-    doc_run("install")
-    doc_run("user")
-    doc_run("keyring")
-    doc_run("socket-dir")
-    doc_file(TOML)
-    r = doc_run("check-config")
-    doc_file(UNIT)
-    doc_run("main.cf")
-    doc_run("master.cf")
-
+    site = bring_up(os.path.abspath(args.root), work)
+    postfix, sink, daemon, syslog, smtp_port = site["postfix"], site["sink"], site["daemon"], site["syslog"], site["port"]
+    r = site["check_config"]
     secret = re.search(r"^key \d \S+ (\S+)", open(KEYRING).read(), re.M).group(1)
     check("--check-config prints the effective settings and that the keyring loads",
           "sign_domains = [\"example.test\"]" in r.stdout and "# the keyring loads" in r.stdout, r.stdout)
     check("--check-config prints no secret", secret not in r.stdout + r.stderr and "base64:" not in r.stdout)
-
-    sink = Sink(work, sink_port)
-    daemon = Daemon(work)
-    daemon.start()
-    postfix = Postfix()
-    postfix.start()
     try:
         checks(postfix, sink, daemon, syslog, smtp_port)
     finally:
