@@ -23,21 +23,30 @@ fn path(spec: &str) -> PathBuf {
 async fn null(sock: PathBuf) {
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).expect("bind");
-    let callbacks: Callbacks<()> = Callbacks::new()
-        .on_negotiate(|cx, _, _| {
+    let callbacks: Callbacks<ProtoOpts> = Callbacks::new()
+        .on_negotiate(|cx, _, mta_opts| {
             Box::pin(async move {
                 cx.requested_actions = Actions::CHANGE_SENDER | Actions::ADD_HEADER | Actions::CHANGE_HEADER;
-                cx.requested_opts = ProtoOpts::NO_HELO
+                let opts = ProtoOpts::NO_HELO
                     | ProtoOpts::NO_BODY
                     | ProtoOpts::NO_UNKNOWN
                     | ProtoOpts::NO_DATA
                     | ProtoOpts::NO_HEADER
                     | ProtoOpts::NO_EOH;
+                let quiet = (ProtoOpts::NOREPLY_CONNECT | ProtoOpts::NOREPLY_MAIL) & mta_opts;
+                cx.requested_opts = (opts & mta_opts) | quiet;
+                cx.data = Some(quiet);
                 Status::Continue
             })
         })
-        .on_connect(|_, _, _| Box::pin(async { Status::Continue }))
-        .on_mail(|_, _| Box::pin(async { Status::Continue }))
+        .on_connect(|cx, _, _| {
+            let quiet = cx.data.is_some_and(|q| q.contains(ProtoOpts::NOREPLY_CONNECT));
+            Box::pin(async move { if quiet { Status::Noreply } else { Status::Continue } })
+        })
+        .on_mail(|cx, _| {
+            let quiet = cx.data.is_some_and(|q| q.contains(ProtoOpts::NOREPLY_MAIL));
+            Box::pin(async move { if quiet { Status::Noreply } else { Status::Continue } })
+        })
         .on_rcpt(|_, _| Box::pin(async { Status::Continue }))
         .on_eom(|_| Box::pin(async { Status::Continue }))
         .on_abort(|_| Box::pin(async { Status::Continue }));

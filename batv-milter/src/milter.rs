@@ -47,6 +47,19 @@ pub struct Session {
     monitored: Vec<String>,
     /// Copies of the monitor header already in the message.
     old_headers: i32,
+    /// The stages the MTA expects no reply to (negotiated: one round trip less each).
+    quiet: ProtoOpts,
+}
+
+impl Session {
+    /// The status for a stage that always continues: no reply at all when negotiated.
+    fn carry_on(&self, stage: ProtoOpts) -> Status {
+        if self.quiet.contains(stage) {
+            Status::Noreply
+        } else {
+            Status::Continue
+        }
+    }
 }
 
 fn macro_str<'a>(macros: &'a indymilter::Macros, name: &CStr) -> Option<&'a str> {
@@ -89,7 +102,9 @@ async fn negotiate(sh: &Shared, cx: &mut NegotiateContext<Session>, mta_actions:
     if !rt.settings.monitor {
         opts |= ProtoOpts::NO_HEADER | ProtoOpts::NO_EOH;
     }
-    cx.requested_opts = opts & mta_opts;
+    // Connect, MAIL and headers always continue: where the MTA allows it, without a reply.
+    let quiet = (ProtoOpts::NOREPLY_CONNECT | ProtoOpts::NOREPLY_MAIL | ProtoOpts::NOREPLY_HEADER) & mta_opts;
+    cx.requested_opts = (opts & mta_opts) | quiet;
     let want = [
         (MacroStage::Connect, "{daemon_name} {client_addr}"),
         (MacroStage::Mail, "{auth_authen}"),
@@ -101,7 +116,7 @@ async fn negotiate(sh: &Shared, cx: &mut NegotiateContext<Session>, mta_actions:
             cx.requested_macros.insert(stage, c);
         }
     }
-    cx.data = Some(Session::default());
+    cx.data = Some(Session { quiet, ..Session::default() });
     Status::Continue
 }
 
@@ -116,7 +131,7 @@ async fn connect(sh: &Shared, cx: &mut Context<Session>, info: SocketInfo) -> St
         .is_some_and(|d| rt.settings.trusted_daemon_names.iter().any(|n| n == d));
     let s = cx.data.get_or_insert_with(Session::default);
     s.ours_by_connection = trusted || daemon;
-    Status::Continue
+    s.carry_on(ProtoOpts::NOREPLY_CONNECT)
 }
 
 async fn mail(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
@@ -133,7 +148,7 @@ async fn mail(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Sta
         // Not a path the core could be given; Postfix never sends one. Keep it as written.
         None => path,
     };
-    Status::Continue
+    s.carry_on(ProtoOpts::NOREPLY_MAIL)
 }
 
 async fn rcpt(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
@@ -176,12 +191,11 @@ async fn rcpt(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Sta
 }
 
 async fn header(cx: &mut Context<Session>, name: CString) -> Status {
-    if let Some(s) = cx.data.as_mut() {
-        if name.to_bytes().eq_ignore_ascii_case(MONITOR_HEADER.as_bytes()) {
-            s.old_headers = s.old_headers.saturating_add(1);
-        }
+    let Some(s) = cx.data.as_mut() else { return Status::Continue };
+    if name.to_bytes().eq_ignore_ascii_case(MONITOR_HEADER.as_bytes()) {
+        s.old_headers = s.old_headers.saturating_add(1);
     }
-    Status::Continue
+    s.carry_on(ProtoOpts::NOREPLY_HEADER)
 }
 
 async fn eom(sh: &Shared, cx: &mut EomContext<Session>) -> Status {
@@ -348,8 +362,8 @@ mod tests {
     async fn bounce_rule_at_rcpt_for_outside_clients() {
         let m = milter("rcpt", "", true).await;
         let mut c = open(&m.sock).await;
-        assert_eq!(c.connect("outside.example", [192, 0, 2, 7]).await.unwrap(), T::Continue);
-        assert_eq!(c.mail(["<>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.connect("outside.example", [192, 0, 2, 7]).await.unwrap(), T::Noreply);
+        assert_eq!(c.mail(["<>"]).await.unwrap(), T::Noreply);
         let st = c.rcpt(["<alice@example.test>"]).await.unwrap();
         assert!(reject_text(&st).starts_with("550 5.7.1 Bounce rejected"), "{st:?}");
         assert_eq!(c.rcpt(["<carol@example.test>"]).await.unwrap(), T::Continue, "exempt");
@@ -357,10 +371,10 @@ mod tests {
         let st = c.rcpt(["<prvs=1000000000=alice@example.test>"]).await.unwrap();
         assert!(reject_text(&st).contains("invalid BATV signature"), "{st:?}");
         c.abort().await.unwrap();
-        assert_eq!(c.mail(["<MAILER-DAEMON@remote.example>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.mail(["<MAILER-DAEMON@remote.example>"]).await.unwrap(), T::Noreply);
         assert!(matches!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Reject { .. }));
         c.abort().await.unwrap();
-        assert_eq!(c.mail(["<someone@remote.example>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.mail(["<someone@remote.example>"]).await.unwrap(), T::Noreply);
         assert_eq!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Continue, "ordinary mail");
         let (actions, st) = c.eom().await.unwrap();
         assert_eq!(st, T::Continue);
@@ -373,11 +387,11 @@ mod tests {
         if !connect_macros.is_empty() {
             c.macros(MacroStage::Connect, connect_macros.iter().copied()).await.unwrap();
         }
-        assert_eq!(c.connect("client.example", addr).await.unwrap(), T::Continue);
+        assert_eq!(c.connect("client.example", addr).await.unwrap(), T::Noreply);
         if !mail_macros.is_empty() {
             c.macros(MacroStage::Mail, mail_macros.iter().copied()).await.unwrap();
         }
-        assert_eq!(c.mail(["<alice@example.test>", "SIZE=120", "BODY=8BITMIME"]).await.unwrap(), T::Continue);
+        assert_eq!(c.mail(["<alice@example.test>", "SIZE=120", "BODY=8BITMIME"]).await.unwrap(), T::Noreply);
         assert_eq!(c.rcpt(["<bob@remote.example>"]).await.unwrap(), T::Continue);
         // Headers are not asked for outside monitor mode.
         let (actions, st) = c.eom().await.unwrap();
@@ -416,11 +430,11 @@ mod tests {
     async fn unusable_keyring_tempfails_and_ours_is_never_rejected() {
         let m = milter("nokeys", "", false).await;
         let mut c = open(&m.sock).await;
-        assert_eq!(c.connect("localhost", [127, 0, 0, 1]).await.unwrap(), T::Continue);
-        assert_eq!(c.mail(["<>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.connect("localhost", [127, 0, 0, 1]).await.unwrap(), T::Noreply);
+        assert_eq!(c.mail(["<>"]).await.unwrap(), T::Noreply);
         assert_eq!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Continue, "sendmail(1)/trusted: never rejected");
         c.abort().await.unwrap();
-        assert_eq!(c.mail(["<alice@example.test>"]).await.unwrap(), T::Continue);
+        assert_eq!(c.mail(["<alice@example.test>"]).await.unwrap(), T::Noreply);
         assert_eq!(c.rcpt(["<bob@remote.example>"]).await.unwrap(), T::Continue);
         let (actions, st) = c.eom().await.unwrap();
         assert!(reject_text(&st).starts_with("451 4.3.0"), "{st:?}");

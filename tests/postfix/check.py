@@ -13,6 +13,7 @@ Prints one `PASS:`/`FAIL:` line per check and a closing count; exits 1 if any ch
 """
 
 import argparse
+import atexit
 import glob
 import os
 import pwd
@@ -49,6 +50,27 @@ DAY = 86400
 
 failures = []
 passes = 0
+
+# Whatever this run started, stopped when it ends however it ends (the namespace does not
+# end the processes in it).
+STARTED = []
+POSTFIX_STARTED = [False]
+
+
+def cleanup():
+    if POSTFIX_STARTED[0]:
+        subprocess.run(["postfix", "stop"], capture_output=True)
+        POSTFIX_STARTED[0] = False
+    for p in STARTED:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+atexit.register(cleanup)
 
 
 def check(name, ok, detail=""):
@@ -268,9 +290,11 @@ class Postfix:
         if r.returncode != 0 or r.stderr.strip():
             print(f"postfix check: {r.stdout}{r.stderr}", flush=True)
         must(["postfix", "start"])
+        POSTFIX_STARTED[0] = True
 
     def stop(self):
         run(["postfix", "stop"])
+        POSTFIX_STARTED[0] = False
         wait_for(lambda: run(["postfix", "status"]).returncode != 0, 15)
 
     def queue(self):
@@ -301,6 +325,7 @@ class Sink:
         os.chmod(self.dir, 0o777)
         cmd = ["smtp-sink", "-u", "nobody"] + (["-d", f"{self.dir}/%Y%m%d%H%M%S."] if dump else [])
         self.proc = subprocess.Popen(cmd + [f"{SINK_ADDR}:{port}", "256"])
+        STARTED.append(self.proc)
         wait_for(lambda: self._listening(port), 10)
 
     @staticmethod
@@ -353,6 +378,7 @@ class Daemon:
         cmd += shlex.split(unit_setting("ExecStart"))
         self.stderr = open(self.log_path, "a")
         self.proc = subprocess.Popen(cmd, stderr=self.stderr, stdout=self.stderr)
+        STARTED.append(self.proc)
         sock = "/var/spool/postfix/batv/milter.sock"
         if not wait_for(lambda: os.path.exists(sock) and self._answers(sock), 15):
             raise SystemExit(f"batv-milter did not start:\n{self.output()}")

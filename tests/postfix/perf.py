@@ -2,11 +2,12 @@
 """Throughput and load figures for batv-milter in a real Postfix, set up exactly as the Postfix
 test sets it up (tests/postfix/check.py: docs/postfix.md in a private mount namespace).
 
-  perf.py --root DIR --work DIR throughput [--messages N] [--rounds R]
-      smtp-source -> Postfix -> smtp-sink, three smtpd services of one Postfix side by side:
-      no BATV at all (no milter, a cleanup without the socketmap), a milter on the same library
-      that does nothing, and batv-milter as docs/postfix.md configures it. The services take
-      turns, round after round; prints one `throughput` line with the medians.
+  perf.py --root DIR --work DIR throughput [--messages N] [--rounds R] [--reuse]
+      smtp-source -> Postfix -> smtp-sink, four smtpd services of one Postfix side by side:
+      no BATV at all (no milter, a cleanup without the socketmap), the socketmap alone, a
+      milter on the same library that does nothing, and batv-milter as docs/postfix.md
+      configures it. The services take turns, round after round; prints one `throughput` line
+      with the medians. One message per SMTP session, or many with --reuse.
   perf.py --root DIR --work DIR load [--sessions S] [--messages N]
       S concurrent SMTP sessions and N messages at once: half outgoing (smtp-source from a
       trusted address, signed), a quarter bounces to freshly tagged addresses, a quarter
@@ -57,8 +58,8 @@ def add_service(port, settings):
     check.must(["postconf", "-P"] + [f"{name}/{k}={v}" for k, v in settings])
 
 
-def smtp_source(port, n, sessions, sender, rcpt, size=1000):
-    cmd = ["smtp-source", "-s", str(sessions), "-m", str(n), "-l", str(size), "-f", sender, "-t", rcpt,
+def smtp_source(port, n, sessions, sender, rcpt, size=1000, reuse=False):
+    cmd = ["smtp-source"] + (["-d"] if reuse else []) + ["-s", str(sessions), "-m", str(n), "-l", str(size), "-f", sender, "-t", rcpt,
            "-M", "client.test", f"{check.POSTFIX_ADDR}:{port}"]
     return subprocess.run(cmd, capture_output=True, text=True)
 
@@ -67,27 +68,31 @@ def throughput(args, site):
     # The null milter, on a socket Postfix can reach, and the two comparison services.
     null_sock = "/var/spool/postfix/batv/null.sock"
     null = subprocess.Popen([EXAMPLES, "null", f"unix:{null_sock}"])
+    check.STARTED.append(null)
     check.wait_for(lambda: os.path.exists(null_sock), 10)
     os.chmod(null_sock, 0o666)
     check.must(["postconf", "-M", "cleanupplain/unix=cleanupplain unix n - y - 0 cleanup"])
     check.must(["postconf", "-P", "cleanupplain/unix/recipient_canonical_maps=",
                 "cleanupplain/unix/non_smtpd_milters="])
     plain_port, null_port = check.free_port(check.POSTFIX_ADDR), check.free_port(check.POSTFIX_ADDR)
+    map_port = check.free_port(check.POSTFIX_ADDR)
     add_service(plain_port, [("smtpd_milters", ""), ("cleanup_service_name", "cleanupplain")])
     add_service(null_port, [("smtpd_milters", "unix:batv/null.sock")])
+    add_service(map_port, [("smtpd_milters", "")])
     check.must(["postfix", "reload"])
     time.sleep(1)
-    services = [("no-milter", plain_port), ("null-milter", null_port), ("batv-milter", site["port"])]
+    services = [("no-milter", plain_port), ("socketmap-only", map_port), ("null-milter", null_port),
+                ("batv-milter", site["port"])]
     n = args.messages
     results = {name: [] for name, _ in services}
     sender, rcpt = f"alice@{check.DOMAIN}", f"bob@{check.REMOTE}"
     # One warm-up round, then the measured ones; the order turns every round.
     for rnd in range(args.rounds + 1):
-        order = services[rnd % 3:] + services[:rnd % 3]
+        order = services[rnd % len(services):] + services[:rnd % len(services)]
         for name, port in order:
             wait_empty()
             t0 = time.monotonic()
-            r = smtp_source(port, n, args.sessions, sender, rcpt)
+            r = smtp_source(port, n, args.sessions, sender, rcpt, reuse=args.reuse)
             if not wait_empty():
                 raise SystemExit(f"{name}: the queue did not drain:\n{check.run(['postqueue', '-p']).stdout[-2000:]}")
             dt = time.monotonic() - t0
@@ -100,8 +105,9 @@ def throughput(args, site):
     null.wait(timeout=10)
     med = {k: statistics.median(v) for k, v in results.items()}
     signed = len(re.findall(r"action=sign ", site["syslog"].text()))
-    print(f"throughput messages={n} sessions={args.sessions} rounds={args.rounds} "
-          f"no_milter={med['no-milter']:.0f} null_milter={med['null-milter']:.0f} "
+    print(f"throughput messages={n} sessions={args.sessions} rounds={args.rounds} reuse={int(args.reuse)} "
+          f"no_milter={med['no-milter']:.0f} socketmap_only={med['socketmap-only']:.0f} "
+          f"null_milter={med['null-milter']:.0f} "
           f"batv_milter={med['batv-milter']:.0f} ratio={med['batv-milter'] / med['no-milter']:.3f} "
           f"ratio_vs_null={med['batv-milter'] / med['null-milter']:.3f} signed={signed} "
           f"postfix={site['version']}", flush=True)
@@ -383,6 +389,8 @@ def main():
     ap.add_argument("--messages", type=int)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sessions", type=int)
+    ap.add_argument("--reuse", action="store_true",
+                    help="throughput: many messages per SMTP session (smtp-source -d), not one")
     args = ap.parse_args()
     if args.mode == "throughput":
         args.messages = args.messages or 2000
