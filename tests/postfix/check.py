@@ -15,6 +15,7 @@ Prints one `PASS:`/`FAIL:` line per check and a closing count; exits 1 if any ch
 import argparse
 import atexit
 import glob
+import grp
 import os
 import pwd
 import re
@@ -593,6 +594,19 @@ def checks(postfix, sink, daemon, syslog, port):
     alice, carol, dave = f"alice@{DOMAIN}", f"carol@{DOMAIN}", f"dave@{DOMAIN}"
     bob_remote = f"bob@{REMOTE}"
     tag_re = r"prvs=1\d{3}[0-9a-f]{6}="
+
+    # 0. What the install blocks left: the man page, the sockets' owner, group and mode.
+    try:
+        man = open("/usr/local/share/man/man8/batv-milter.8", encoding="utf-8").read()
+    except OSError as e:
+        man = str(e)
+    check("the man page batv-milter(8) was generated from the command line",
+          ".TH batv-milter 8" in man and "check\\-config" in man, man[:300])
+    for sock in ["/var/spool/postfix/batv/milter.sock", "/var/spool/postfix/batv/socketmap.sock"]:
+        st = os.stat(sock)
+        check(f"{sock}: mode 0660, owner batv, group postfix (socket_mode, socket_group)",
+              (st.st_mode & 0o777) == 0o660 and pwd.getpwuid(st.st_uid).pw_name == "batv"
+              and grp.getgrgid(st.st_gid).gr_name == "postfix", oct(st.st_mode))
 
     # 1. Outgoing: trusted network, submission (daemon name + SASL), sendmail(1).
     marker = uuid.uuid4().hex
