@@ -78,14 +78,15 @@ impl Domains {
     /// Whether a domain (as written in an address, any case) is in the list.
     pub fn contains(&self, domain: &str) -> bool {
         let domain = domain.trim_end_matches('.');
-        self.0.iter().any(|entry| match entry.strip_prefix('.') {
-            Some(parent) => {
-                domain.len() > entry.len() && {
-                    let tail = &domain[domain.len() - entry.len()..];
-                    tail.eq_ignore_ascii_case(entry) && !parent.is_empty()
-                }
+        self.0.iter().any(|entry| {
+            if entry.starts_with('.') {
+                // ".example.com" covers "a.example.com": the domain ends with the entry.
+                domain.len() > entry.len()
+                    && domain.is_char_boundary(domain.len() - entry.len())
+                    && domain[domain.len() - entry.len()..].eq_ignore_ascii_case(entry)
+            } else {
+                domain.eq_ignore_ascii_case(entry)
             }
-            None => domain.eq_ignore_ascii_case(entry),
         })
     }
 
@@ -326,6 +327,9 @@ mod tests {
         assert!(!d.contains("example.org"), "a .domain entry covers subdomains only");
         assert!(!d.contains("badexample.org") && !d.contains("notexample.com"));
         assert!(!d.contains(""));
+        // The entry's length ends inside the 'é': no match, and no panic slicing there.
+        assert!(!d.contains("éexample.org"));
+        assert!(d.contains("ü.example.org"));
     }
 
     #[test]
