@@ -105,8 +105,9 @@ async fn drive(sock: PathBuf, n: usize, conc: usize) {
 }
 
 /// Malformed milter traffic, one connection each: garbage, a length over the 1 MiB limit, a
-/// truncated packet, an unknown command, a negotiation with nonsense, a zero length, and
-/// every hundredth an oversized packet with half a megabyte of data behind it.
+/// truncated packet, an unknown command, a negotiation with nonsense, a zero length, every
+/// fifth a proper negotiation followed by random commands, and every hundredth an oversized
+/// packet with half a megabyte of data behind it.
 async fn junk(sock: PathBuf, n: usize) {
     let samples: [&[u8]; 7] = [
         b"\xff\xff\xff\xffgarbage",
@@ -122,9 +123,18 @@ async fn junk(sock: PathBuf, n: usize) {
     big.push(b'O');
     big.resize(big.len() + 512 * 1024, 0);
     let mut sent = 0;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
     let start = Instant::now();
     for i in 0..n {
         if let Ok(mut s) = UnixStream::connect(&sock).await {
+            if i % 5 == 4 {
+                // A proper negotiation, then a conversation of random commands.
+                let _ = s.write_all(&negotiation()).await;
+                let _ = s.write_all(&random_packets(&mut rng)).await;
+                let _ = s.shutdown().await;
+                sent += 1;
+                continue;
+            }
             let sample = if i % 100 == 99 { &big[..] } else { samples[i % samples.len()] };
             let _ = s.write_all(sample).await;
             // Some close at once, some leave the daemon waiting for the rest.
@@ -135,6 +145,64 @@ async fn junk(sock: PathBuf, n: usize) {
         }
     }
     println!("junk_connections={sent} seconds={:.2}", start.elapsed().as_secs_f64());
+}
+
+fn packet(cmd: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
+    v.push(cmd);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Protocol version 6, every action and every protocol option offered.
+fn negotiation() -> Vec<u8> {
+    let mut p = 6u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&0x1ffu32.to_be_bytes());
+    p.extend_from_slice(&0x1f_ffffu32.to_be_bytes());
+    packet(b'O', &p)
+}
+
+fn next(rng: &mut u64) -> u64 {
+    // xorshift64: reproducible noise, no dependency.
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    *rng
+}
+
+/// 1 to 24 packets of milter commands (connect, macros, MAIL, RCPT, headers, end of message,
+/// abort, quit, and unknown letters) with payloads of random octets, NUL-separated words,
+/// addresses with and without brackets, and tags.
+fn random_packets(rng: &mut u64) -> Vec<u8> {
+    const CMDS: &[u8] = b"CDMRLNHTEBAQUKO?\x00";
+    const WORDS: &[&[u8]] = &[
+        b"<>", b"<alice@example.test>", b"alice@example.test", b"<prvs=1234abcdef=alice@example.test>",
+        b"<prvs=x=alice@example.test", b"{daemon_name}", b"ORIGINATING", b"{auth_authen}", b"i", b"X-BATV",
+        b"<@a,@b:c@example.test>", b"\xff\xfe", b"", b"SIZE=1", b"<\"q@\"@example.test>", b"127.0.0.1",
+    ];
+    let mut out = Vec::new();
+    for _ in 0..(1 + next(rng) % 24) {
+        let cmd = CMDS[(next(rng) % CMDS.len() as u64) as usize];
+        let mut payload = Vec::new();
+        match next(rng) % 3 {
+            0 => {
+                for _ in 0..next(rng) % 300 {
+                    payload.push(next(rng) as u8);
+                }
+            }
+            _ => {
+                if cmd == b'D' || next(rng) % 4 == 0 {
+                    payload.push(b"CHMRTLNE"[(next(rng) % 8) as usize]);
+                }
+                for _ in 0..next(rng) % 6 {
+                    payload.extend_from_slice(WORDS[(next(rng) % WORDS.len() as u64) as usize]);
+                    payload.push(0);
+                }
+            }
+        }
+        out.extend_from_slice(&packet(cmd, &payload));
+    }
+    out
 }
 
 async fn idle(sock: PathBuf, n: usize, secs: u64) {
