@@ -57,13 +57,18 @@ fn admit_text(raw: &[u8]) -> Result<Option<&str>, AddressProblem> {
     }
     let text = std::str::from_utf8(raw).map_err(|_| AddressProblem::NotUtf8)?;
     // A local part that opens a quote is one quoted string, closed before the `@`.
-    let at = wire::last_at(text).unwrap_or(text.len());
-    let quoted = raw.first() == Some(&b'"');
-    if quoted && quoted_string_len(&raw[..at]) != Some(at) {
-        return Err(AddressProblem::QuotedLocalPart);
-    }
+    let quoted_until = match raw.first() {
+        Some(b'"') => {
+            let at = wire::last_at(text).unwrap_or(text.len());
+            if quoted_string_len(&raw[..at]) != Some(at) {
+                return Err(AddressProblem::QuotedLocalPart);
+            }
+            Some(at)
+        }
+        _ => None,
+    };
     if unusual {
-        outside_quotes(text, quoted.then_some(at))?;
+        outside_quotes(text, quoted_until)?;
     }
     Ok(Some(text))
 }
