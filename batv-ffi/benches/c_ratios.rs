@@ -2,7 +2,7 @@
 //! called exactly as C calls them (through `extern "C"`, with NUL-terminated strings and a
 //! caller buffer), interleaved with the limit and with the core calls they wrap.
 //!
-//! `cargo bench -p batv-ffi --bench ratios [-- ROUNDS]`
+//! `cargo bench -p batv-ffi --bench c_ratios [-- ROUNDS]`
 
 use batv::boundary::batv_result;
 use batv::capi::*;
