@@ -138,7 +138,7 @@ async fn junk(sock: PathBuf, n: usize) {
             let sample = if i % 100 == 99 { &big[..] } else { samples[i % samples.len()] };
             let _ = s.write_all(sample).await;
             // Some close at once, some leave the daemon waiting for the rest.
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 let _ = s.shutdown().await;
             }
             sent += 1;
@@ -191,7 +191,7 @@ fn random_packets(rng: &mut u64) -> Vec<u8> {
                 }
             }
             _ => {
-                if cmd == b'D' || next(rng) % 4 == 0 {
+                if cmd == b'D' || next(rng).is_multiple_of(4) {
                     payload.push(b"CHMRTLNE"[(next(rng) % 8) as usize]);
                 }
                 for _ in 0..next(rng) % 6 {

@@ -11,8 +11,6 @@ use std::sync::Arc;
 /// second, a changed file reloaded, an error never answered with stale keys).
 pub struct Keys {
     cache: CachedKeyring,
-    /// Stands in for the keyring where the verdict cannot depend on a key (see `decide`).
-    keyless: Option<batv_core::Keyring>,
 }
 
 /// What signing an envelope sender came to.
@@ -54,9 +52,7 @@ pub enum Lookup {
 
 impl Keys {
     pub fn new(path: &Path) -> Keys {
-        // Never used to sign or verify a tag: `decide` passes it only for untagged recipients.
-        let keyless = batv_core::Keyring::parse("key 0 hmac-sha256 text:no key is needed for untagged recipients\n").ok();
-        Keys { cache: CachedKeyring::new(path), keyless }
+        Keys { cache: CachedKeyring::new(path) }
     }
 
     pub fn path(&self) -> &Path {
@@ -81,7 +77,7 @@ impl Keys {
         let mut buf = [0u8; SIGNED_MAX];
         match keys.sign_into(sender, now, &mut buf) {
             Ok(Signed::Unchanged) => Signing::Unchanged,
-            Ok(Signed::Written(n)) => match std::str::from_utf8(&buf[..n]) {
+            Ok(Signed::Written(n)) => match std::str::from_utf8(buf.get(..n).unwrap_or_default()) {
                 Ok(s) => Signing::Signed(s.to_owned()),
                 Err(_) => Signing::Unsignable("the signed address is not UTF-8".into()),
             },
@@ -89,22 +85,16 @@ impl Keys {
         }
     }
 
-    /// The bounce rule for one recipient of a transaction with this sender.
-    ///
-    /// Ordinary mail and exempt recipients need no key, so a broken keyring tempfails only
-    /// the recipients whose verdict depends on it. This belongs in batv-core (for example a
-    /// `Policy::needs_keyring(sender, recipient)`, or `check` taking the keyring's `Result`);
-    /// until then the core's own predicates decide it here.
+    /// The bounce rule for one recipient of a transaction with this sender. Ordinary mail and
+    /// exempt recipients need no key, so a broken keyring tempfails only the recipients whose
+    /// verdict depends on it (the core decides which).
     pub fn decide(&self, policy: &Policy, sender: &str, recipient: &str, now: i64) -> Decision {
-        let needs_keys =
-            batv_core::is_tagged(recipient) || (policy.is_bounce(sender) && !policy.is_exempt(recipient));
-        let loaded = self.get();
-        let keys: &batv_core::Keyring = match (&loaded, &self.keyless) {
-            (Ok(k), _) => k,
-            (Err(_), Some(placeholder)) if !needs_keys => placeholder,
-            (Err(e), _) => return Decision::KeyringError(e.clone()),
+        let loaded = self.cache.get();
+        let keys = loaded.as_ref().map(|k| &**k).map_err(|e| describe(e.clone()));
+        let v = match policy.check_with(keys, sender, recipient, now) {
+            Ok(v) => v,
+            Err(e) => return Decision::KeyringError(e),
         };
-        let v = policy.check(keys, sender, recipient, now);
         let reason = v.reason.as_str();
         match (v.accepted, v.monitored, v.smtp_reply) {
             (true, true, _) => Decision::Monitored { reason },
@@ -140,14 +130,15 @@ fn describe(e: KeyringError) -> String {
 
 /// Builds the bounce policy from the configuration's settings.
 pub fn policy(exempt: &[String], bounce_local_parts: Option<&[String]>, monitor: bool) -> Result<Policy, String> {
-    let mut p = Policy::new();
+    let mut p = Policy::default();
     for e in exempt {
-        p = p.exempt(e).map_err(|err| format!("exempt entry {e:?}: {err}"))?;
+        p.add_exempt(e).map_err(|err| format!("exempt entry {e:?}: {err}"))?;
     }
     if let Some(parts) = bounce_local_parts {
-        p = p.bounce_local_parts(parts).map_err(|err| format!("bounce_local_parts: {err}"))?;
+        p.set_bounce_local_parts(parts).map_err(|err| format!("bounce_local_parts: {err}"))?;
     }
-    Ok(p.monitor(monitor))
+    p.set_monitor(monitor);
+    Ok(p)
 }
 
 /// The current time for the core's `now` arguments.
@@ -156,22 +147,17 @@ pub fn now() -> i64 {
 }
 
 /// The address inside an SMTP path as a milter receives it (`<user@example.com>`, `<>`,
-/// `<@relay.example:user@example.com>`, or bare), or `None` when the brackets do not match.
+/// `<@relay.example:user@example.com>`, or bare): the core's `unbracket`, then an RFC 5321
+/// source route dropped. Anything else comes back as it is, for the core to judge.
 ///
-/// This belongs in batv-core (an "admission" of raw envelope octets): every face that reads
-/// SMTP paths needs it, and the core already knows `<>` as the null sender.
-pub fn smtp_path_address(path: &str) -> Option<&str> {
-    let inner = match (path.strip_prefix('<'), path.ends_with('>')) {
-        (Some(rest), true) => &rest[..rest.len() - 1],
-        (None, false) => path,
-        _ => return None,
-    };
-    // An RFC 5321 source route ends at the first ':' when the path starts with '@'.
-    let inner = match inner.strip_prefix('@') {
-        Some(route) => &route[route.find(':')? + 1..],
-        None => inner,
-    };
-    Some(inner)
+/// The source route belongs in batv-core's `unbracket` (every face that reads SMTP paths
+/// needs it); until then it is dropped here.
+pub fn smtp_path_address(path: &str) -> &str {
+    let inner = std::str::from_utf8(batv_core::unbracket(path.as_bytes())).unwrap_or(path);
+    match inner.strip_prefix('@').and_then(|route| route.find(':').map(|c| &route[c + 1..])) {
+        Some(address) if inner.len() < path.len() => address,
+        _ => inner,
+    }
 }
 
 /// The domain of an address (after the last `@`), if it has one.
@@ -185,14 +171,14 @@ mod tests {
 
     #[test]
     fn smtp_paths() {
-        assert_eq!(smtp_path_address("<user@example.com>"), Some("user@example.com"));
-        assert_eq!(smtp_path_address("<>"), Some(""));
-        assert_eq!(smtp_path_address("user@example.com"), Some("user@example.com"));
-        assert_eq!(smtp_path_address("<@a.example,@b.example:user@example.com>"), Some("user@example.com"));
-        assert_eq!(smtp_path_address("<user@example.com"), None);
-        assert_eq!(smtp_path_address("user@example.com>"), None);
-        assert_eq!(smtp_path_address("<@relay.example>"), None);
-        assert_eq!(smtp_path_address("<\"john doe\"@example.com>"), Some("\"john doe\"@example.com"));
+        assert_eq!(smtp_path_address("<user@example.com>"), "user@example.com");
+        assert_eq!(smtp_path_address("<>"), "");
+        assert_eq!(smtp_path_address("user@example.com"), "user@example.com");
+        assert_eq!(smtp_path_address("<@a.example,@b.example:user@example.com>"), "user@example.com");
+        // Unmatched brackets stay, and the core refuses them as not an address.
+        assert_eq!(smtp_path_address("<user@example.com"), "<user@example.com");
+        assert_eq!(smtp_path_address("<@relay.example>"), "@relay.example");
+        assert_eq!(smtp_path_address("<\"john doe\"@example.com>"), "\"john doe\"@example.com");
     }
 
     #[test]

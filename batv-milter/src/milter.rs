@@ -143,11 +143,7 @@ async fn mail(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Sta
     s.mail_args = args.iter().skip(1).map(|a| lossy(a)).collect();
     s.monitored.clear();
     s.old_headers = 0;
-    s.sender = match batv::smtp_path_address(&path) {
-        Some(a) => a.to_owned(),
-        // Not a path the core could be given; Postfix never sends one. Keep it as written.
-        None => path,
-    };
+    s.sender = batv::smtp_path_address(&path).to_owned();
     s.carry_on(ProtoOpts::NOREPLY_MAIL)
 }
 
@@ -160,7 +156,7 @@ async fn rcpt(sh: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Sta
     }
     let rt = sh.runtime();
     let path = args.first().map(|a| lossy(a)).unwrap_or_default();
-    let Some(rcpt) = batv::smtp_path_address(&path) else { return Status::Continue };
+    let rcpt = batv::smtp_path_address(&path);
     if !batv::domain_of(rcpt).is_some_and(|d| rt.settings.verify_domains.contains(d)) {
         return Status::Continue;
     }

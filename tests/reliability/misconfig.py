@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The misconfiguration matrix (issue 7): every keyring error of SPEC section 8, through every
+"""The misconfiguration matrix: every keyring error of docs/scheme.md ("Keyring file"), through every
 binding, must give its clear error, and none may show the secret.
 
 One table, CASES: each row is a broken keyring (file text and mode, or a path that is not a
