@@ -541,7 +541,7 @@ void batv_policy_free(struct batv_policy *policy);
  * deliver to in `buf`), a verification outcome code to reject (the SMTP reply in `buf`). In
  * monitor mode every decision is `BATV_RESULT_OK`; `verdict_out->monitored` tells which would
  * have been rejected, and `buf` holds the recipient with its tag stripped (the empty string for
- * a recipient that is not UTF-8).
+ * a recipient that is not an address).
  *
  * `verdict_out` may be NULL. Otherwise it is filled in whenever a decision was made: on OK, on
  * a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`.

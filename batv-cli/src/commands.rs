@@ -45,9 +45,9 @@ fn word(out: &mut impl Write, outcome: Outcome) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// Why an address cannot be printed back on one output line, if it cannot: a line longer than
-/// the reader keeps is not held whole, and a control character (an LF above all) would break
-/// the line. Both are the core's problems of the address.
+/// Why `strip` cannot print an address back on one output line, if it cannot: a line longer
+/// than the reader keeps is not held whole, and a control character (an LF above all) would
+/// break the line. Both are the core's problems of the address.
 fn unprintable(address: &Address<'_>) -> Option<AddressProblem> {
     if address.is_truncated() {
         return Some(AddressProblem::TooLong { len: address.full_len });
@@ -151,16 +151,11 @@ pub fn check(
             return skip(out, &address, AddressProblem::TooLong { len: address.full_len });
         }
         let verdict = policy.check(keyring, sender, address.bytes, clock.now());
-        // Only a monitored recipient that is not an address is accepted with it.
-        if let (true, Some(problem)) = (verdict.accepted, unprintable(&address)) {
-            return skip(out, &address, problem);
-        }
         let reason = verdict.reason.as_str();
         if verdict.accepted {
-            // A monitored recipient that is not UTF-8 has no address: show it as it came.
-            let to = verdict.deliver_to.as_deref().map_or(address.bytes, str::as_bytes);
-            write!(out, "accept\t{reason}\t")?;
-            out.write_all(to)?;
+            // A monitored recipient that is not an address has none: an empty field.
+            let to = verdict.deliver_to.as_deref().unwrap_or_default();
+            write!(out, "accept\t{reason}\t{to}")?;
             if verdict.monitored {
                 let would = verdict.reason.smtp_reply().unwrap_or_default();
                 write!(out, "\tmonitor: would reject with {would}")?;

@@ -45,23 +45,30 @@ fn admit_text(raw: &[u8]) -> Result<Option<&str>, AddressProblem> {
     if matches!(raw, b"" | b"<>" | b"\"<>\"") {
         return Ok(None);
     }
-    if raw.len() > MAX_ADDRESS_LEN {
-        return Err(AddressProblem::TooLong { len: raw.len() });
-    }
-    let text = std::str::from_utf8(raw).map_err(|_| AddressProblem::NotUtf8)?;
-    // One pass finds whether anything needs a closer look (most addresses: nothing).
+    // One pass finds whether anything needs a closer look (most addresses: nothing). A control
+    // character is named before every other problem: it is the one that can break a log line
+    // or a protocol a face prints the address into.
     let unusual = raw.iter().fold(false, |u, &b| u | matches!(b, 0..=0x20 | 0x7f.. | b'<' | b'>'));
     if unusual && raw.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(AddressProblem::ControlCharacter);
     }
-    // A local part that opens a quote is one quoted string, closed before the `@`.
-    let at = wire::last_at(text).unwrap_or(text.len());
-    let quoted = raw.first() == Some(&b'"');
-    if quoted && quoted_string_len(&raw[..at]) != Some(at) {
-        return Err(AddressProblem::QuotedLocalPart);
+    if raw.len() > MAX_ADDRESS_LEN {
+        return Err(AddressProblem::TooLong { len: raw.len() });
     }
+    let text = std::str::from_utf8(raw).map_err(|_| AddressProblem::NotUtf8)?;
+    // A local part that opens a quote is one quoted string, closed before the `@`.
+    let quoted_until = match raw.first() {
+        Some(b'"') => {
+            let at = wire::last_at(text).unwrap_or(text.len());
+            if quoted_string_len(&raw[..at]) != Some(at) {
+                return Err(AddressProblem::QuotedLocalPart);
+            }
+            Some(at)
+        }
+        _ => None,
+    };
     if unusual {
-        outside_quotes(text, quoted.then_some(at))?;
+        outside_quotes(text, quoted_until)?;
     }
     Ok(Some(text))
 }

@@ -109,8 +109,8 @@ pub struct Verdict {
     /// Why; in monitor mode, why it would have been rejected.
     pub reason: Reason,
     /// The address to deliver to: the original address of a tagged recipient, the recipient
-    /// itself otherwise. `None` when rejected, and for a monitored recipient that is not an
-    /// address.
+    /// itself otherwise, in monitor mode the recipient without its tags. `None` when rejected,
+    /// and for a monitored recipient that is not an address (docs/scheme.md, "Admission").
     pub deliver_to: Option<String>,
     /// The SMTP reply for a reject (`550 5.7.1 ...`); `None` when accepted.
     pub smtp_reply: Option<&'static str>,
@@ -296,19 +296,18 @@ impl Policy {
                 return Ok(accept(reason, std::str::from_utf8(recipient).unwrap_or_default()));
             }
         }
-        let reason = match keyring?.verify_at(recipient, now) {
+        let error = match keyring?.verify_at(recipient, now) {
             Ok(original) => return Ok(accept(Reason::Valid, &String::from(original))),
-            Err(e) => Reason::from_error(e),
+            Err(e) => e,
         };
+        let reason = Reason::from_error(error);
         if self.monitor {
-            let stripped = crate::strip(recipient);
-            return Ok(Verdict {
-                accepted: true,
-                reason,
-                deliver_to: std::str::from_utf8(&stripped).ok().map(str::to_owned),
-                smtp_reply: None,
-                monitored: true,
-            });
+            // What is not an address has none to deliver to; a bad tag, the address behind it.
+            let deliver_to = match error {
+                VerifyError::Malformed(p) if !p.is_tag_problem() => None,
+                _ => std::str::from_utf8(&crate::strip(recipient)).ok().map(str::to_owned),
+            };
+            return Ok(Verdict { accepted: true, reason, deliver_to, smtp_reply: None, monitored: true });
         }
         Ok(Verdict { accepted: false, reason, deliver_to: None, smtp_reply: reason.smtp_reply(), monitored: false })
     }

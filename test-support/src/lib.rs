@@ -137,6 +137,60 @@ pub fn allocations_in<R>(f: impl FnOnce() -> R) -> (u64, R) {
     (ALLOCATIONS.with(Cell::get) - before, r)
 }
 
+/// One operation of [`interleaved`]: a name and a call whose result is kept from the optimiser.
+pub type Op<'a> = (&'a str, Box<dyn FnMut() -> usize + 'a>);
+
+/// Times every operation against the first (the limit), interleaved so that a noisy, shared
+/// machine disturbs both sides of each ratio alike: each of `rounds` rounds times a batch of
+/// `batch` calls of every operation back to back, in a rotating order, and each batch is
+/// divided by the limit's batch of the same round. Prints a table and, last, one line per
+/// operation for scripts: `RESULT op=<name> median_ns=<ns> ratio=<median of op/limit>`.
+pub fn interleaved(ops: &mut [Op<'_>], rounds: usize, batch: u32) {
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    let n = ops.len();
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
+    let mut sink = 0usize;
+    // One warm-up round, not recorded.
+    for r in 0..=rounds {
+        for j in 0..n {
+            let i = (j + r) % n;
+            let f = &mut ops[i].1;
+            let t = std::time::Instant::now();
+            for _ in 0..batch {
+                sink = sink.wrapping_add(f());
+            }
+            if r > 0 {
+                times[i].push(t.elapsed().as_nanos() as f64 / f64::from(batch));
+            }
+        }
+    }
+    std::hint::black_box(sink);
+    let limit = times[0].clone();
+    println!("{rounds} interleaved rounds of {batch} calls per operation");
+    println!("{:<28} {:>10} {:>8}", "operation", "median ns", "x limit");
+    let mut results = Vec::new();
+    for (i, (name, _)) in ops.iter().enumerate() {
+        let ratio = median(times[i].iter().zip(&limit).map(|(t, l)| t / l).collect());
+        let med = median(times[i].clone());
+        println!("{name:<28} {med:>10.1} {ratio:>8.3}");
+        results.push(format!("RESULT op={name} median_ns={med:.2} ratio={ratio:.4}"));
+    }
+    for r in results {
+        println!("{r}");
+    }
+}
+
+/// The limit every ratio is measured against: the SHA-256 of one 64-octet block, which
+/// compresses exactly two blocks (the message and its padding), what an HMAC of a short
+/// message costs at least once its key is prepared.
+pub fn two_compressions() -> usize {
+    use sha2::Digest as _;
+    usize::from(sha2::Sha256::digest(std::hint::black_box([0x36u8; 64]))[0])
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
