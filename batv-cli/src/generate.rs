@@ -4,7 +4,6 @@
 //! from the completions, because it is not for mail administrators.
 
 use crate::{say, Fatal};
-use clap::builder::PossibleValue;
 use clap::{Arg, ArgMatches, Command, ValueEnum};
 use clap_mangen::roff::{bold, roman, Roff};
 use clap_mangen::Man;
@@ -13,25 +12,12 @@ use std::process::ExitCode;
 
 pub const NAME: &str = "generate";
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// What `batv generate` prints: `man`, `complete-bash` or `complete-zsh`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
 pub enum What {
     Man,
     CompleteBash,
     CompleteZsh,
-}
-
-impl ValueEnum for What {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[What::Man, What::CompleteBash, What::CompleteZsh]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(match self {
-            What::Man => "man",
-            What::CompleteBash => "complete-bash",
-            What::CompleteZsh => "complete-zsh",
-        }))
-    }
 }
 
 /// The hidden subcommand, added to the parser only: `Cli::command()`, from which the page and
