@@ -5,11 +5,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod commands;
+mod generate;
 mod input;
 mod keyfile;
 
 use batv_core::{Policy, Scheme};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use commands::Clock;
 use std::ffi::OsString;
 use std::fmt;
@@ -253,7 +254,16 @@ pub fn say(message: fmt::Arguments<'_>) {
 
 fn main() -> ExitCode {
     // clap exits 2 on a usage error and 0 for --help and --version.
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .subcommand(generate::subcommand())
+        .get_matches();
+    if let Some((generate::NAME, m)) = matches.subcommand() {
+        return generate::run(m, Cli::command());
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut Cli::command()).exit(),
+    };
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

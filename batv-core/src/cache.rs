@@ -26,9 +26,9 @@ use crate::keys::Keyring;
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-/// How often the file is looked at, at most.
+/// How often the file is looked at, at most (whole seconds of the wall clock).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A file changed this close to when it was loaded is read again at the next check: a second
@@ -90,13 +90,15 @@ struct State {
     answer: Result<Arc<Keyring>, KeyringError>,
     /// The stamp of the file the keyring came from; `None` forces a reload at the next check.
     stamp: Option<FileStamp>,
-    checked_at: Instant,
+    /// Unix seconds of the last look at the file.
+    checked_at: i64,
 }
 
 /// One keyring file, parsed once and reloaded when it changes. `Send + Sync`: share it.
 pub struct CachedKeyring {
     path: PathBuf,
-    interval: Duration,
+    /// Whole seconds between looks at the file.
+    interval: i64,
     state: Mutex<Option<State>>,
 }
 
@@ -116,6 +118,7 @@ impl CachedKeyring {
     /// (`Duration::ZERO`: on every call, for tests).
     #[doc(hidden)]
     pub fn with_interval(path: impl Into<PathBuf>, interval: Duration) -> CachedKeyring {
+        let interval = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX);
         CachedKeyring { path: path.into(), interval, state: Mutex::new(None) }
     }
 
@@ -127,9 +130,16 @@ impl CachedKeyring {
     /// The keyring as the file has it now (looked at no more than once per interval), or
     /// the error that makes it unusable. Every answer is one whole keyring.
     pub fn get(&self) -> Result<Arc<Keyring>, KeyringError> {
+        self.get_at(crate::unix_now())
+    }
+
+    /// [`CachedKeyring::get`] with the clock the caller read (Unix seconds), for a caller
+    /// that signs or verifies at that time too: one clock read serves both.
+    pub fn get_at(&self, now: i64) -> Result<Arc<Keyring>, KeyringError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if let Some(s) = state.as_ref().filter(|s| now.duration_since(s.checked_at) < self.interval) {
+        // A clock that went back is a reason to look, not to wait until it comes forward.
+        let fresh = |s: &&State| (0..self.interval).contains(&now.saturating_sub(s.checked_at));
+        if let Some(s) = state.as_ref().filter(fresh) {
             return s.answer.clone();
         }
         let loaded = state.as_ref().and_then(|s| Some((s.stamp?, Arc::clone(s.answer.as_ref().ok()?))));
@@ -140,7 +150,7 @@ impl CachedKeyring {
     }
 
     /// Stats the file and reloads it unless it is the version already loaded.
-    fn look_at_file(&self, loaded: Option<(FileStamp, Arc<Keyring>)>, now: Instant) -> State {
+    fn look_at_file(&self, loaded: Option<(FileStamp, Arc<Keyring>)>, now: i64) -> State {
         // A file rewritten in place can be read half-written, and half a `text:` secret is
         // still a valid, wrong key: a read during which the file moved is never served.
         let mut tries = 0;
@@ -181,7 +191,7 @@ impl CachedKeyring {
 /// `${dlfunc}`). A server names one or two keyrings, so a short list serves.
 #[derive(Debug, Default)]
 pub struct KeyringCache {
-    paths: Mutex<Vec<Arc<CachedKeyring>>>,
+    paths: Mutex<Vec<CachedKeyring>>,
 }
 
 impl KeyringCache {
@@ -193,22 +203,25 @@ impl KeyringCache {
     /// The keyring at `path`, loaded once and reloaded when the file changes. Beyond 64
     /// different paths, further paths are loaded on every call.
     pub fn get(&self, path: &Path) -> Result<Arc<Keyring>, KeyringError> {
-        let entry = {
-            let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
-            match paths.iter().find(|e| e.path.as_os_str() == path.as_os_str()) {
-                Some(e) => Some(Arc::clone(e)),
-                None if paths.len() < MAX_CACHED_PATHS => {
-                    let e = Arc::new(CachedKeyring::new(path));
-                    paths.push(Arc::clone(&e));
-                    Some(e)
-                }
-                None => None,
-            }
-        };
-        match entry {
-            Some(e) => e.get(),
-            None => Keyring::load(path).map(Arc::new),
+        self.get_at(path, crate::unix_now())
+    }
+
+    /// [`KeyringCache::get`] with the clock the caller read (Unix seconds).
+    pub fn get_at(&self, path: &Path, now: i64) -> Result<Arc<Keyring>, KeyringError> {
+        // Looked up and asked under one lock: a process names one or two keyrings, and a
+        // reload of one briefly holds up the others, which costs less than sharing entries.
+        let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = paths.iter().find(|e| e.path.as_os_str() == path.as_os_str()) {
+            return e.get_at(now);
         }
+        if paths.len() < MAX_CACHED_PATHS {
+            let e = CachedKeyring::new(path);
+            let answer = e.get_at(now);
+            paths.push(e);
+            return answer;
+        }
+        drop(paths);
+        Keyring::load(path).map(Arc::new)
     }
 }
 

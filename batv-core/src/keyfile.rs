@@ -226,10 +226,13 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
 
 /// A word from the file as an error may show it: a long word, or one with a `:`, may be a
 /// secret (pasted on a line of its own, or in place of the scheme: `key 1 base64:...`), so it
-/// is not shown.
+/// is not shown; nor is one with a control character, so that a message stays one line (and
+/// a C string whole).
 fn shown_word(word: &str) -> String {
     if word.len() > 20 || word.contains(':') {
         "(a word that may be a secret)".into()
+    } else if word.chars().any(char::is_control) {
+        "(a word with a control character)".into()
     } else {
         word.into()
     }

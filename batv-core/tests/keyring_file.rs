@@ -290,3 +290,12 @@ fn retired_lines_are_checked() {
     }
     assert!(Keyring::parse(&format!("{two}retired 1 2026-11-26 # comment\n")).is_ok());
 }
+
+#[test]
+fn a_word_with_a_control_character_is_not_shown() {
+    let e = Keyring::parse("\0key 1 hmac-sha256 text:x\n").unwrap_err();
+    assert_eq!(e.kind, K::UnknownDirective("(a word with a control character)".into()));
+    assert!(!e.to_string().bytes().any(|b| b < 0x20), "{e:?}");
+    let e = Keyring::parse("key 1 hmac\x1bsha1 text:x\n").unwrap_err();
+    assert_eq!(e.kind, K::UnknownScheme("(a word with a control character)".into()));
+}

@@ -103,16 +103,17 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// The keyring named by argument `i`: ERROR when the path is unusable as one, DEFER (with
-    /// the core's message) when the keyring is.
-    fn keyring(&self, i: usize) -> Result<Arc<Keyring>, Answer> {
+    /// The keyring named by argument `i` as of `now` (the clock read once per call serves
+    /// the keyring's check and the tag's day): ERROR when the path is unusable as one, DEFER
+    /// (with the core's message) when the keyring is.
+    fn keyring(&self, i: usize, now: i64) -> Result<Arc<Keyring>, Answer> {
         let Some(path) = path_from_bytes(self.get(i).to_bytes()) else {
             return Err(Answer::Failed(ERROR, c"batv: the keyring path is not valid here"));
         };
         if !path.is_absolute() {
             return Err(Answer::Failed(ERROR, c"batv: the keyring path must be absolute (and not empty)"));
         }
-        keyrings().get(path).map_err(|e| Answer::Failed(DEFER, keyring_message(&e)))
+        keyrings().get_at(path, now).map_err(|e| Answer::Failed(DEFER, keyring_message(&e)))
     }
 }
 
@@ -345,9 +346,10 @@ fn check(args: &Args<'_>) -> Answer {
         Err(answer) => return answer,
     };
     // Ordinary mail is decided even with a broken keyring; what could reject tempfails.
-    let ring = args.keyring(2);
+    let now = batv_core::unix_now();
+    let ring = args.keyring(2, now);
     let (sender, recipient) = (args.get(0).to_bytes(), args.get(1).to_bytes());
-    let v = match policy.check_with(ring.as_deref(), sender, recipient, batv_core::unix_now()) {
+    let v = match policy.check_with(ring.as_deref(), sender, recipient, now) {
         Ok(v) => v,
         Err(answer) => return *answer,
     };
@@ -367,12 +369,13 @@ fn sign(args: &Args<'_>) -> Answer {
     if matches!(batv_core::admit(address), Admission::Null | Admission::Tagged(_)) {
         return unchanged;
     }
-    let ring = match args.keyring(1) {
+    let now = batv_core::unix_now();
+    let ring = match args.keyring(1, now) {
         Ok(ring) => ring,
         Err(answer) => return answer,
     };
     let mut buf = [0u8; SIGNED_MAX];
-    match ring.sign_into(address, batv_core::unix_now(), &mut buf) {
+    match ring.sign_into(address, now, &mut buf) {
         Ok(Signed::Written(n)) => Answer::copied(&buf[..n]),
         Ok(Signed::Unchanged) => unchanged,
         // Cannot be signed: Exim sends it untagged (docs/scheme.md, "Where the faces differ").
@@ -383,11 +386,12 @@ fn sign(args: &Args<'_>) -> Answer {
 }
 
 fn verify(args: &Args<'_>) -> Answer {
-    let ring = match args.keyring(1) {
+    let now = batv_core::unix_now();
+    let ring = match args.keyring(1, now) {
         Ok(ring) => ring,
         Err(answer) => return answer,
     };
-    let Ok(original) = ring.verify_at(args.get(0).to_bytes(), batv_core::unix_now()) else {
+    let Ok(original) = ring.verify_at(args.get(0).to_bytes(), now) else {
         return Answer::borrowed(c"");
     };
     let mut buf = [0u8; SIGNED_MAX];
@@ -399,11 +403,12 @@ fn verify(args: &Args<'_>) -> Answer {
 }
 
 fn status(args: &Args<'_>) -> Answer {
-    let ring = match args.keyring(1) {
+    let now = batv_core::unix_now();
+    let ring = match args.keyring(1, now) {
         Ok(ring) => ring,
         Err(answer) => return answer,
     };
-    let outcome = ring.status_at(args.get(0).to_bytes(), batv_core::unix_now());
+    let outcome = ring.status_at(args.get(0).to_bytes(), now);
     Answer::borrowed(crate::capi::outcome_word(outcome))
 }
 
