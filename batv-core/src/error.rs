@@ -362,8 +362,6 @@ pub enum KeyringErrorKind {
     ChangedWhileRead,
     /// A `retired` line is not `retired N YYYY-MM-DD`.
     BadRetired,
-    /// A `retired` line names a key with no `key` line, or the key that signs.
-    RetiredNotOld(u8),
     /// The next key number is taken by a key whose tags may still verify (until that UTC day
     /// number, when the keyring records it).
     NextKeyInUse {
@@ -424,7 +422,6 @@ impl fmt::Display for KeyringErrorKind {
                 "the file changed while it was read; replace it by rename instead of rewriting it in place",
             ),
             BadRetired => f.write_str("a retired line must be: retired N YYYY-MM-DD (the UTC day key N stopped signing)"),
-            RetiredNotOld(n) => write!(f, "retired {n} names a key that is not defined, or the key that signs"),
             NextKeyInUse { number, until: Some(day) } => write!(
                 f,
                 "key {number} is still in use: its tags may verify until {}; prune it after that day (batv keygen --prune)",

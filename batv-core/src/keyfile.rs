@@ -117,7 +117,7 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
     let mut skew: Option<u16> = None;
     let mut last_key_line = 0;
     let mut key_count = 0;
-    let mut retired: Vec<(u8, i64, usize)> = Vec::new();
+    let mut retired: Vec<(u8, i64)> = Vec::new();
 
     for (index, raw) in text.split('\n').enumerate() {
         let n = index + 1;
@@ -187,7 +187,7 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
                 if retired.iter().any(|r| r.0 == k) {
                     return Err(err(KeyringErrorKind::DuplicateSetting("retired for one key")));
                 }
-                retired.push((k, day, n));
+                retired.push((k, day));
             }
             other => return Err(err(KeyringErrorKind::UnknownDirective(shown_word(other)))),
         }
@@ -210,10 +210,11 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
             return Err(KeyringError::at_line(last_key_line, KeyringErrorKind::MissingSignKey))
         }
     };
-    for (k, day, line) in retired {
-        match keys[usize::from(k)].as_mut() {
-            Some(key) if k != sign_key => key.stopped = Some(day),
-            _ => return Err(KeyringError::at_line(line, KeyringErrorKind::RetiredNotOld(k))),
+    // A record for a key that signs again, or whose line was deleted by hand (a leaked key),
+    // is out of date, not an error: the keyring must keep working.
+    for (k, day) in retired {
+        if let Some(key) = keys[usize::from(k)].as_mut().filter(|_| k != sign_key) {
+            key.stopped = Some(day);
         }
     }
     Ok(Keyring {

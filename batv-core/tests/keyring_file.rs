@@ -281,14 +281,19 @@ fn retired_lines_are_checked() {
         ("retired 1\n", 4, K::BadRetired),
         ("retired x 2026-11-26\n", 4, K::BadRetired),
         ("retired 1 2026-11-26 extra\n", 4, K::BadRetired),
-        ("retired 5 2026-11-26\n", 4, K::RetiredNotOld(5)),
-        ("retired 2 2026-11-26\n", 4, K::RetiredNotOld(2)),
         ("retired 1 2026-11-26\nretired 1 2026-11-27\n", 5, K::DuplicateSetting("retired for one key")),
     ] {
         let e = Keyring::parse(&format!("{two}{extra}")).unwrap_err();
         assert_eq!((e.line, e.kind.clone()), (Some(line), kind), "{extra:?}: {e}");
     }
     assert!(Keyring::parse(&format!("{two}retired 1 2026-11-26 # comment\n")).is_ok());
+    // A record for the key that signs again, or for a key deleted by hand, is out of date:
+    // ignored, so that such an edit leaves a working keyring.
+    for stale in ["retired 2 2026-11-26\n", "retired 5 2026-11-26\n"] {
+        let ring = Keyring::parse(&format!("{two}{stale}")).unwrap();
+        assert!(ring.keys().all(|k| k.stopped_signing().is_none()), "{stale:?}");
+        assert!(!ring.to_file_text().contains("retired"));
+    }
 }
 
 #[test]
