@@ -105,20 +105,25 @@ impl Keys {
         }
     }
 
-    /// The socketmap answer: the original address of a validly tagged address.
-    pub fn lookup(&self, key: &str, now: i64) -> Lookup {
-        // An untagged key needs no keyring: it is never ours to rewrite, even while the
-        // keyring is broken (a TEMP there would defer every recipient).
-        if !batv_core::is_tagged(key) {
+    /// The socketmap answer for a recipient: the address the core's bounce policy delivers a
+    /// tagged recipient to (the original address of a valid tag; in monitor mode, also the
+    /// address behind a tag that does not verify, since monitor mode must not reject), and
+    /// nothing for every other key. A tagged recipient's verdict does not depend on the
+    /// sender, which the table does not know.
+    pub fn lookup(&self, policy: &Policy, key: &str, now: i64) -> Lookup {
+        // An untagged key is never rewritten and needs no keyring, even a broken one (a TEMP
+        // would defer every recipient).
+        if matches!(batv_core::admit(key.as_bytes()), batv_core::Admission::Null | batv_core::Admission::Untagged(_)) {
             return Lookup::NotFound;
         }
-        let keys = match self.get() {
-            Ok(k) => k,
-            Err(e) => return Lookup::Temporary(e),
-        };
-        match keys.verify_at(key, now) {
-            Ok(original) => Lookup::Found(original.into()),
-            Err(_) => Lookup::NotFound,
+        let loaded = self.cache.get();
+        let keys = loaded.as_ref().map(|k| &**k).map_err(|e| describe(e.clone()));
+        match policy.check_with(keys, "", key, now) {
+            Ok(v) => match v.deliver_to {
+                Some(to) if v.accepted && to != key => Lookup::Found(to),
+                _ => Lookup::NotFound,
+            },
+            Err(e) => Lookup::Temporary(e),
         }
     }
 }
@@ -218,16 +223,22 @@ mod tests {
         let p = policy(&[], None, false).unwrap();
         assert_eq!(keys.decide(&p, "", &tagged, NOW), Decision::Accept { reason: "valid" });
         assert!(matches!(keys.decide(&p, "", "alice@example.test", NOW), Decision::Reject { reason: "untagged", reply } if reply.starts_with("550 5.7.1")));
-        assert_eq!(keys.lookup(&tagged, NOW), Lookup::Found("alice@example.test".into()));
-        assert_eq!(keys.lookup("alice@example.test", NOW), Lookup::NotFound);
-        assert_eq!(keys.lookup("", NOW), Lookup::NotFound);
+        assert_eq!(keys.lookup(&p, &tagged, NOW), Lookup::Found("alice@example.test".into()));
+        assert_eq!(keys.lookup(&p, "alice@example.test", NOW), Lookup::NotFound);
+        assert_eq!(keys.lookup(&p, "", NOW), Lookup::NotFound);
         let forged = format!("{}000000{}", &tagged[..9], &tagged[15..]);
-        assert_eq!(keys.lookup(&forged, NOW), Lookup::NotFound);
+        assert_eq!(keys.lookup(&p, &forged, NOW), Lookup::NotFound);
         // Expired: signed 10 days before.
         let Signing::Signed(old) = keys.sign("alice@example.test", NOW - 10 * 86400) else { panic!() };
-        assert_eq!(keys.lookup(&old, NOW), Lookup::NotFound);
+        assert_eq!(keys.lookup(&p, &old, NOW), Lookup::NotFound);
+        assert_eq!(keys.lookup(&p, "prvs=234d5777c=alice@example.test", NOW), Lookup::NotFound);
         let m = policy(&[], None, true).unwrap();
         assert_eq!(keys.decide(&m, "", "alice@example.test", NOW), Decision::Monitored { reason: "untagged" });
+        // Monitor mode rejects nothing, so the table delivers what the milter would accept.
+        for bad in [forged.as_str(), old.as_str(), "prvs=234d5777c=alice@example.test"] {
+            assert_eq!(keys.lookup(&m, bad, NOW), Lookup::Found("alice@example.test".into()), "{bad}");
+        }
+        assert_eq!(keys.lookup(&m, "alice@example.test", NOW), Lookup::NotFound);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -243,9 +254,9 @@ mod tests {
         assert_eq!(keys.decide(&p, "a@b.example", "alice@example.test", NOW), Decision::Accept { reason: "not-bounce" });
         let ex = policy(&["carol@example.test".into()], None, false).unwrap();
         assert_eq!(keys.decide(&ex, "", "carol@example.test", NOW), Decision::Accept { reason: "exempt" });
-        assert!(matches!(keys.lookup("prvs=1000000000=alice@example.test", NOW), Lookup::Temporary(_)));
+        assert!(matches!(keys.lookup(&p, "prvs=1000000000=alice@example.test", NOW), Lookup::Temporary(_)));
         // Untagged keys never need the keyring.
-        assert_eq!(keys.lookup("alice@example.test", NOW), Lookup::NotFound);
+        assert_eq!(keys.lookup(&p, "alice@example.test", NOW), Lookup::NotFound);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -153,8 +153,8 @@ async fn run(cli: Cli) -> ExitCode {
             Ok((l, file)) => {
                 _socketmap_file = file;
                 let sh = shared.clone();
-                // The socketmap follows the keyring of the current runtime after a reload.
-                let keys_now = move || sh.runtime().keys.clone();
+                // The socketmap follows the keyring and policy of the current runtime.
+                let keys_now = move || sh.runtime();
                 let l = l.with_log(log.clone()).with_limit(s.max_connections, listen::FIRST_BYTE_DEADLINE);
                 tokio::spawn(socketmap::serve(l, keys_now, log.clone(), idle));
             }

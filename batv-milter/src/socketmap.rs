@@ -6,6 +6,8 @@
 //! defer every mail for it as a server configuration error.
 
 use crate::batv::{Keys, Lookup};
+use crate::milter::Runtime;
+use batv_core::Policy;
 use crate::log::Log;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,17 +90,19 @@ pub fn netstring(payload: &str) -> Vec<u8> {
 }
 
 /// The reply to one request, and what it was for the log (`None`: nothing worth a line).
-pub fn answer(keys: &Keys, request: &[u8], now: i64) -> (String, Option<(String, &'static str, String)>) {
+pub fn answer(keys: &Keys, policy: &Policy, request: &[u8], now: i64) -> (String, Option<(String, &'static str, String)>) {
     let Ok(text) = std::str::from_utf8(request) else {
         // Not an address this table could have written: not ours.
         return ("NOTFOUND ".into(), None);
     };
     let (name, key) = text.split_once(' ').unwrap_or((text, ""));
     if name != MAP_NAME {
-        // A map name is configuration, not an address: PERM makes the mistake visible.
-        return (format!("PERM unknown map name (this table serves \"{MAP_NAME}\")"), None);
+        // A map name is configuration, not an address. TEMP, not PERM: Sendmail takes PERM
+        // for "no such user" (550), and a misconfiguration must tempfail, never reject.
+        let note = (name.to_owned(), "tempfail", format!("unknown map name (this table serves \"{MAP_NAME}\")"));
+        return (format!("TEMP unknown map name (this table serves \"{MAP_NAME}\")"), Some(note));
     }
-    match keys.lookup(key, now) {
+    match keys.lookup(policy, key, now) {
         Lookup::Found(original) => {
             let note = Some((key.to_owned(), "rewrite", format!("to <{original}>")));
             (format!("OK {original}"), note)
@@ -109,9 +113,10 @@ pub fn answer(keys: &Keys, request: &[u8], now: i64) -> (String, Option<(String,
 }
 
 /// Serves one client connection until it closes, errs, or idles past `idle`.
-pub async fn serve_connection<S>(stream: S, keys: Arc<Keys>, log: Arc<Log>, idle: Duration)
+pub async fn serve_connection<S, R>(stream: S, runtime: R, log: Arc<Log>, idle: Duration)
 where
     S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+    R: Fn() -> Arc<Runtime>,
 {
     let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::with_capacity(MAX_REQUEST + 16, rd);
@@ -124,7 +129,9 @@ where
             }
             Ok(Ok(Some(req))) => req,
         };
-        let (reply, note) = answer(&keys, &req, crate::batv::now());
+        // The runtime of this request: a connection outlives reloads (Postfix keeps it open).
+        let rt = runtime();
+        let (reply, note) = answer(&rt.keys, &rt.policy, &req, crate::batv::now());
         if let Some((key, action, reason)) = note {
             log.decision(None, "-", &key, action, &reason);
         }
@@ -136,16 +143,16 @@ where
 
 /// Accepts socketmap clients forever (the listener bounds how many are open), each served
 /// by its own task.
-pub async fn serve<K>(mut listener: crate::listen::AnyListener, keys: K, log: Arc<Log>, idle: Duration)
+pub async fn serve<R>(mut listener: crate::listen::AnyListener, runtime: R, log: Arc<Log>, idle: Duration)
 where
-    K: Fn() -> Arc<Keys>,
+    R: Fn() -> Arc<Runtime> + Clone + Send + 'static,
 {
     use indymilter::Listener;
     loop {
         // The listener retries failed accepts itself; an error here cannot happen.
         let Ok(stream) = listener.accept().await else { continue };
-        let (keys, log) = (keys(), log.clone());
-        tokio::spawn(async move { serve_connection(stream, keys, log, idle).await });
+        let (runtime, log) = (runtime.clone(), log.clone());
+        tokio::spawn(async move { serve_connection(stream, runtime, log, idle).await });
     }
 }
 
@@ -191,29 +198,30 @@ mod tests {
         std::fs::write(&p, "key 1 hmac-sha256 text:socketmap test\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         let keys = Keys::new(&p);
+        let policy = batv_core::Policy::default();
         let now = 1_795_700_000;
         let crate::batv::Signing::Signed(tagged) = keys.sign("bob@example.test", now) else { panic!() };
-        let (r, note) = answer(&keys, format!("batv {tagged}").as_bytes(), now);
+        let (r, note) = answer(&keys, &policy, format!("batv {tagged}").as_bytes(), now);
         assert_eq!(r, "OK bob@example.test");
         assert_eq!(note.unwrap().1, "rewrite");
-        assert_eq!(answer(&keys, b"batv bob@example.test", now).0, "NOTFOUND ");
-        assert_eq!(answer(&keys, b"batv ", now).0, "NOTFOUND ", "the empty key of the null sender");
-        assert_eq!(answer(&keys, b"batv", now).0, "NOTFOUND ");
-        assert_eq!(answer(&keys, b"batv prvs=1xyz=bob@example.test", now).0, "NOTFOUND ");
-        assert_eq!(answer(&keys, b"batv \xff\xfe", now).0, "NOTFOUND ");
-        assert!(answer(&keys, b"other bob@example.test", now).0.starts_with("PERM "));
+        assert_eq!(answer(&keys, &policy, b"batv bob@example.test", now).0, "NOTFOUND ");
+        assert_eq!(answer(&keys, &policy, b"batv ", now).0, "NOTFOUND ", "the empty key of the null sender");
+        assert_eq!(answer(&keys, &policy, b"batv", now).0, "NOTFOUND ");
+        assert_eq!(answer(&keys, &policy, b"batv prvs=1xyz=bob@example.test", now).0, "NOTFOUND ");
+        assert_eq!(answer(&keys, &policy, b"batv \xff\xfe", now).0, "NOTFOUND ");
+        assert!(answer(&keys, &policy, b"other bob@example.test", now).0.starts_with("TEMP "));
         std::fs::remove_file(&p).unwrap();
-        let (r, note) = answer(&keys, format!("batv {tagged}").as_bytes(), now);
+        let (r, note) = answer(&keys, &policy, format!("batv {tagged}").as_bytes(), now);
         // The cache looks at the file at most once a second; wait for it to notice.
         let r = if r.starts_with("OK") {
             std::thread::sleep(Duration::from_millis(1100));
-            answer(&keys, format!("batv {tagged}").as_bytes(), now).0
+            answer(&keys, &policy, format!("batv {tagged}").as_bytes(), now).0
         } else {
             assert_eq!(note.unwrap().1, "tempfail");
             r
         };
         assert_eq!(r, "TEMP keyring unusable");
-        assert_eq!(answer(&keys, b"batv bob@example.test", now).0, "NOTFOUND ");
+        assert_eq!(answer(&keys, &policy, b"batv bob@example.test", now).0, "NOTFOUND ");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

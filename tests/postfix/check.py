@@ -735,6 +735,12 @@ def checks(postfix, sink, daemon, syslog, port):
     res, data = smtp(port, "", [signed], body=message(marker, ""))
     got = delivered("alice", marker)
     check("monitor mode: a valid tag gets no X-BATV header", bool(got) and "X-BATV" not in got, got)
+    # The table follows monitor mode too: a forged tag is not an unknown user then.
+    marker = uuid.uuid4().hex
+    res, data = smtp(port, "", [forged], body=message(marker, ""))
+    got = delivered("alice", marker)
+    check("monitor mode: a forged tag is accepted, delivered to alice with X-BATV: ... bad-signature",
+          bool(got) and f"X-BATV: would reject <{forged}>: bad-signature" in got, (res, got))
     check("monitor mode: the log says action=monitor", bool(logged(r"action=monitor reason=untagged")))
     doc_run("monitor-off")
     daemon.reload()
