@@ -105,12 +105,14 @@ fn quoted_string_len(b: &[u8]) -> Option<usize> {
 }
 
 /// The address inside an SMTP path: `<user@example.com>` gives `user@example.com`, `<>` the
-/// empty null sender; anything else comes back as it is. For faces that receive the path as
-/// the MTA wrote it (a milter's `MAIL FROM` and `RCPT TO` arguments).
+/// empty null sender, and a source route (`<@relay.example:user@example.com>`, RFC 5321) is
+/// dropped; anything else comes back as it is. For faces that receive the path as the MTA
+/// wrote it (a milter's `MAIL FROM` and `RCPT TO` arguments).
 pub fn unbracket(raw: &[u8]) -> &[u8] {
-    match raw {
-        [b'<', inner @ .., b'>'] => inner,
-        _ => raw,
+    let [b'<', inner @ .., b'>'] = raw else { return raw };
+    match inner {
+        [b'@', route @ ..] => route.iter().position(|&b| b == b':').map_or(inner, |c| &route[c + 1..]),
+        _ => inner,
     }
 }
 
@@ -206,6 +208,8 @@ mod tests {
         assert_eq!(unbracket(b"<<a@b>>"), b"<a@b>");
         assert_eq!(unbracket(b"user@example.com"), b"user@example.com");
         assert_eq!(unbracket(b"<user@example.com"), b"<user@example.com");
+        assert_eq!(unbracket(b"<@a.example,@b.example:user@example.com>"), b"user@example.com");
+        assert_eq!(unbracket(b"<@relay.example>"), b"@relay.example");
     }
 
     #[test]

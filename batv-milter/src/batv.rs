@@ -151,18 +151,11 @@ pub fn now() -> i64 {
     batv_core::unix_now()
 }
 
-/// The address inside an SMTP path as a milter receives it (`<user@example.com>`, `<>`,
-/// `<@relay.example:user@example.com>`, or bare): the core's `unbracket`, then an RFC 5321
-/// source route dropped. Anything else comes back as it is, for the core to judge.
-///
-/// The source route belongs in batv-core's `unbracket` (every face that reads SMTP paths
-/// needs it); until then it is dropped here.
+/// The address inside an SMTP path as a milter receives it (`<user@example.com>`, `<>`, a
+/// source route, or bare): the core's `unbracket`. Octets that are not UTF-8 come back as
+/// they are, for the core to judge.
 pub fn smtp_path_address(path: &str) -> &str {
-    let inner = std::str::from_utf8(batv_core::unbracket(path.as_bytes())).unwrap_or(path);
-    match inner.strip_prefix('@').and_then(|route| route.find(':').map(|c| &route[c + 1..])) {
-        Some(address) if inner.len() < path.len() => address,
-        _ => inner,
-    }
+    std::str::from_utf8(batv_core::unbracket(path.as_bytes())).unwrap_or(path)
 }
 
 /// The domain of an address (after the last `@`), if it has one.
