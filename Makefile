@@ -4,6 +4,7 @@
 #   make                       cargo build --release -p batv-ffi
 #   make install PREFIX=/usr/local [DESTDIR=...] [LIBDIR=...]
 #   make uninstall PREFIX=/usr/local
+#   make deb                   the Debian packages, into $(TARGET_DIR)/debian/ (packaging/debian/build)
 #
 # Afterwards `pkg-config --cflags --libs batv` finds it (set PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
 # for a prefix pkg-config does not search by default).
@@ -18,7 +19,7 @@ RELEASE    := $(TARGET_DIR)/release
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 SONAME     := libbatv.so.0
 
-.PHONY: all build install uninstall
+.PHONY: all build install uninstall deb
 
 all: build
 
@@ -42,3 +43,7 @@ uninstall:
 	rm -f "$(DESTDIR)$(LIBDIR)/libbatv.so" "$(DESTDIR)$(LIBDIR)/$(SONAME)" \
 	      "$(DESTDIR)$(LIBDIR)/libbatv.so.$(VERSION)" "$(DESTDIR)$(LIBDIR)/libbatv.a" \
 	      "$(DESTDIR)$(INCLUDEDIR)/batv.h" "$(DESTDIR)$(PCDIR)/batv.pc"
+
+# libbatv0, libbatv-dev, batv (and batv-milter when its crate is in the tree), with cargo-deb.
+deb:
+	CARGO="$(CARGO)" packaging/debian/build

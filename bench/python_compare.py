@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """`batv.Keyring.sign` against the fastest pure-standard-library Python doing the same job, in
-one process (issue 6: target at least 8x).
+one process (target: at least 8x).
 
     python bench/python_compare.py [ROUNDS]      (with `import batv` installed)
 

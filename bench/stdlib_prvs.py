@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""The same job as `batv sign`, in the Python standard library only: the yardstick of issue 6.
+"""The same job as `batv sign`, in the Python standard library only: the yardstick of the Python target.
 
     python3 bench/stdlib_prvs.py pipe SCHEME SECRET KEYNUM < addresses > signed
     python3 bench/stdlib_prvs.py functions      (used by bench/python_compare.py)
 
-`pipe` reads one address per line and writes the `prvs=` form (SPEC sections 2-4): key number,
+`pipe` reads one address per line and writes the `prvs=` form (docs/scheme.md): key number,
 day stamp (today + 7 days, mod 1000) from the clock read for every line, as `batv sign` does,
 and the first three octets of HMAC-SHA1 over `K DDD address` (`hmac-sha1`, Exim's `${prvs}`)
 or HMAC-SHA256 over `K DDD lowercase(address)` (`hmac-sha256`). The null sender and tagged

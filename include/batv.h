@@ -13,8 +13,10 @@
  * - Arguments go object, inputs, outputs. Every pointer argument must be non-NULL unless its
  *   description says "may be NULL"; a NULL one makes the call return
  *   BATV_RESULT_NULL_ARGUMENT and do nothing else.
- * - Strings in are NUL-terminated UTF-8; strings out are written into a caller buffer
- *   (char *buf, size_t buf_len, size_t *out_len), NUL-terminated. The buffer protocol is
+ * - Strings in are NUL-terminated. Addresses are octets, admitted as docs/scheme.md says
+ *   (what is not UTF-8 is not an address); policy patterns are UTF-8. Strings out are
+ *   written into a caller buffer (char *buf, size_t buf_len, size_t *out_len),
+ *   NUL-terminated. The buffer protocol is
  *   described at batv_sign(); BATV_ADDRESS_MAX octets always suffice. An output buffer must
  *   not overlap any input string of the same call.
  * - Ownership: the caller owns every handle it gets (batv_keyring, batv_policy) and releases
@@ -44,9 +46,9 @@
 
 /**
  * A buffer of this many octets (the terminating NUL included) always suffices for the output of
- * `batv_sign`, `batv_verify`, `batv_strip`, `batv_check_bounce` and `batv_policy_check`:
- * addresses are at most 254 octets (longer inputs get `BATV_RESULT_TOO_LONG` or
- * `BATV_RESULT_MALFORMED`), and every SMTP reply is shorter.
+ * `batv_sign`, `batv_verify`, `batv_check_bounce` and `batv_policy_check`, and for
+ * `batv_strip` of an address: an address is at most 254 octets (a longer input is not an
+ * address, see docs/scheme.md), and every SMTP reply is shorter.
  */
 #define BATV_ADDRESS_MAX 255
 
@@ -60,7 +62,7 @@
  * A result code: 0 is success; the other codes are grouped by what the caller should do.
  *
  * - 0: `BATV_RESULT_OK`.
- * - 1-5: verification outcomes (SPEC section 6). The address is forged, stale or not a
+ * - 1-5: verification outcomes (docs/scheme.md, "Outcomes"). The address is forged, stale or not a
  *   BATV address: a bounce to it should be rejected.
  * - 100-199: bad input from the caller (a NULL pointer, a small buffer, a string that is not an
  *   address). Fix the call or the input; retrying the same call gives the same answer.
@@ -84,8 +86,9 @@ enum batv_result
      */
     BATV_RESULT_UNTAGGED = 1,
     /**
-     * Verification outcome: the address starts like a tag but is not one (bad digits, missing
-     * `=`, no address after the tag, a control character, or longer than 254 octets).
+     * Verification outcome: not an address (over 254 octets, not UTF-8, a control character,
+     * angle brackets or unquoted whitespace), or it starts like a tag but is not one (bad
+     * digits, a missing `=`, no address after the tag).
      */
     BATV_RESULT_MALFORMED = 2,
     /**
@@ -120,7 +123,8 @@ enum batv_result
      */
     BATV_RESULT_TOO_LONG = 103,
     /**
-     * Input error: a string argument is not valid UTF-8.
+     * Input error: a string argument that must be text is not valid UTF-8 (an address to sign,
+     * a policy pattern). An address to verify or check that is not UTF-8 is malformed instead.
      */
     BATV_RESULT_NOT_UTF8 = 104,
     /**
@@ -272,7 +276,7 @@ const char *batv_strerror(batv_result result);
 const char *batv_version(void);
 
 /**
- * Loads a keyring file (SPEC section 8).
+ * Loads a keyring file (docs/scheme.md, "Keyring file").
  *
  * `path` is a NUL-terminated file name (any bytes but NUL). On success `*keyring_out` is a new
  * keyring that the caller owns and releases with `batv_keyring_free`; on failure it is set to
@@ -309,7 +313,7 @@ batv_result batv_keyring_load_ex(const char *path,
                                  size_t errbuf_len);
 
 /**
- * Parses keyring text (SPEC section 8): `text_len` octets at `text`, which need not be
+ * Parses keyring text (docs/scheme.md, "Keyring file"): `text_len` octets at `text`, which need not be
  * NUL-terminated. No permission check is made (that belongs to files).
  *
  * On success `*keyring_out` is a new keyring that the caller owns and releases with
@@ -349,24 +353,26 @@ batv_result batv_keyring_parse_ex(const char *text,
 void batv_keyring_free(struct batv_keyring *keyring);
 
 /**
- * Signs an envelope sender (SPEC section 5) as of `now` (`BATV_NOW` for the system clock).
+ * Signs an envelope sender (docs/scheme.md, "Signing") as of `now` (`BATV_NOW` for the system
+ * clock).
  *
  * `address` is the envelope sender without the angle brackets of SMTP: `user@example.com`,
  * not `<user@example.com>`.
  *
  * On `BATV_RESULT_OK`, `buf` holds the address to use as `MAIL FROM`, NUL-terminated, and
  * `*out_len` its length without the NUL. That is the signed address, or the address itself,
- * unchanged, for the null sender (`""`, or `"<>"`) and for an address that is already tagged.
+ * unchanged, for the null sender (`""`, `"<>"` or `"\"<>\""`) and for an address that is
+ * already tagged.
  * A quoted local part keeps the tag inside the quotes (`"john doe"@example.com` signs as
  * `"prvs=...=john doe"@example.com`). Signing is deterministic for an address, key and day,
  * and never allocates memory.
  *
- * Errors: `BATV_RESULT_NOT_AN_ADDRESS` (no `@`, an empty local part or domain, a control
- * character, a `<` or `>` such as angle brackets around the address, or a space or other
- * whitespace outside a quoted local part) and `BATV_RESULT_TOO_LONG` (the signed form would
- * exceed 254 octets): send the message with the address untagged.
- * `BATV_RESULT_BUFFER_TOO_SMALL`, `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_NOT_UTF8`,
- * `BATV_RESULT_PANIC` as everywhere.
+ * Errors, for which the message is sent with the address untagged:
+ * `BATV_RESULT_NOT_AN_ADDRESS` (no `@`, an empty local part or domain, a control character, a
+ * `<` or `>` such as angle brackets around the address, whitespace outside a quoted local
+ * part, or a `prvs=` tag that is not one), `BATV_RESULT_TOO_LONG` (the address, or its signed
+ * form, would exceed 254 octets) and `BATV_RESULT_NOT_UTF8`. `BATV_RESULT_BUFFER_TOO_SMALL`,
+ * `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_PANIC` as everywhere.
  *
  * Buffer protocol (the same for every function with `buf, buf_len, out_len`): `out_len` must
  * not be NULL. On OK, `*out_len` is the string length (`strlen(buf)`). On
@@ -388,11 +394,13 @@ batv_result batv_sign(const struct batv_keyring *keyring,
                       size_t *out_len);
 
 /**
- * Verifies a tagged address (SPEC section 6) as of `now` (`BATV_NOW` for the system clock).
+ * Verifies a tagged address (docs/scheme.md, "Outcomes") as of `now` (`BATV_NOW` for the
+ * system clock).
  *
  * Returns `BATV_RESULT_OK` when the tag is valid, with the original (untagged) address in
- * `buf`; otherwise the outcome: `BATV_RESULT_UNTAGGED`, `BATV_RESULT_MALFORMED` (this includes
- * tagged addresses over 254 octets), `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE` or
+ * `buf`; otherwise the outcome: `BATV_RESULT_UNTAGGED`, `BATV_RESULT_MALFORMED` (also for what
+ * is not an address: over 254 octets, not UTF-8, a control character, angle brackets,
+ * unquoted whitespace), `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE` or
  * `BATV_RESULT_EXPIRED`, with the empty string in `buf`. An outcome is reported even when the
  * buffer is too small; `BATV_RESULT_BUFFER_TOO_SMALL` only comes with a valid tag. Never
  * allocates memory. Buffer protocol and other errors: see `batv_sign`.
@@ -408,12 +416,12 @@ batv_result batv_verify(const struct batv_keyring *keyring,
                         size_t *out_len);
 
 /**
- * The original address of a tagged address, without verifying anything (for allow-lists and
- * logs); the address itself when it is untagged or its tag is malformed. Nested tags are all
- * removed. Needs no keyring.
+ * The address without its tags, unverified (for allow-lists and logs): the tags of both wire
+ * forms, nested ones too, and the shapes other implementations write (docs/scheme.md,
+ * "Strip"). Anything else comes back as it is. Needs no keyring.
  *
- * Returns `BATV_RESULT_OK`, or `BATV_RESULT_TOO_LONG` for an address over 254 octets (so that
- * `BATV_ADDRESS_MAX` always suffices). Buffer protocol and other errors: see `batv_sign`.
+ * Returns `BATV_RESULT_OK`. The output is never longer than the input, so a buffer one octet
+ * longer than the input always suffices. Buffer protocol and other errors: see `batv_sign`.
  *
  * # Safety
  * `address` is NULL or NUL-terminated; `buf` is NULL or `buf_len` writable octets; `out_len`
@@ -425,26 +433,25 @@ batv_result batv_strip(const char *address,
                        size_t *out_len);
 
 /**
- * Decides one recipient of one SMTP transaction with the default bounce policy (SPEC section
- * 7): no exemptions, the null sender and `mailer-daemon@` senders are bounces, no monitor
- * mode. Use a `batv_policy` and `batv_policy_check` for exemptions or monitor mode.
+ * Decides one recipient of one SMTP transaction with the default bounce policy
+ * (docs/scheme.md, "Bounce policy"): no exemptions, the null sender and `mailer-daemon@`
+ * senders are bounces, no monitor mode. Use a `batv_policy` and `batv_policy_check` for exemptions or monitor mode.
  *
  * `sender` is the envelope sender (`MAIL FROM`), `""` or `"<>"` for the null sender;
  * `recipient` is the envelope recipient (`RCPT TO`) without angle brackets.
  *
  * - `BATV_RESULT_OK`: accept. `buf` holds the address to deliver to: the original address
  *   when the recipient carries a valid tag, else the recipient itself.
- * - `BATV_RESULT_UNTAGGED` (a bounce to an untagged address), `BATV_RESULT_MALFORMED`,
+ * - `BATV_RESULT_UNTAGGED` (a bounce to an untagged address), `BATV_RESULT_MALFORMED` (a bad
+ *   tag, or a recipient that is not an address, whatever the sender),
  *   `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE`, `BATV_RESULT_EXPIRED`: reject.
  *   `buf` holds the SMTP reply to send, for example
  *   `550 5.7.1 Bounce rejected: invalid BATV signature` (no CRLF).
  *   A tagged recipient is checked whatever the sender: a tag that does not verify is rejected
  *   even on ordinary mail.
- * - `BATV_RESULT_TOO_LONG`: the recipient is over 254 octets, which no valid SMTP path is;
- *   nothing was decided.
  * - `BATV_RESULT_BUFFER_TOO_SMALL`: nothing was decided for you; call again with
- *   `BATV_ADDRESS_MAX` octets. Other errors (`NULL_ARGUMENT`, `NOT_UTF8`, `PANIC`) mean no
- *   decision either: tempfail (451) rather than reject.
+ *   `BATV_ADDRESS_MAX` octets. Other errors (`NULL_ARGUMENT`, `PANIC`) mean no decision
+ *   either: tempfail (451) rather than reject.
  *
  * Buffer protocol: see `batv_sign`.
  *
@@ -527,13 +534,14 @@ batv_result batv_policy_set_monitor(struct batv_policy *policy,
 void batv_policy_free(struct batv_policy *policy);
 
 /**
- * Decides one recipient of one SMTP transaction with `policy` (SPEC section 7), as of `now`
- * (`BATV_NOW` for the system clock).
+ * Decides one recipient of one SMTP transaction with `policy` (docs/scheme.md, "Bounce
+ * policy"), as of `now` (`BATV_NOW` for the system clock).
  *
  * Results and `buf` as for `batv_check_bounce`: `BATV_RESULT_OK` to accept (the address to
  * deliver to in `buf`), a verification outcome code to reject (the SMTP reply in `buf`). In
  * monitor mode every decision is `BATV_RESULT_OK`; `verdict_out->monitored` tells which would
- * have been rejected, and `buf` holds the recipient with its tag stripped.
+ * have been rejected, and `buf` holds the recipient with its tag stripped (the empty string for
+ * a recipient that is not an address).
  *
  * `verdict_out` may be NULL. Otherwise it is filled in whenever a decision was made: on OK, on
  * a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`.

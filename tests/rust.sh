@@ -7,10 +7,6 @@ source "$(dirname "$0")/lib.sh"
 cd "$BATV_ROOT"
 cargo build --workspace --exclude batv-python --all-targets --locked
 cargo test --workspace --exclude batv-python --locked
-# The core once more without its SSE2 paths (src/wide.rs), as on targets without them: the
-# octet-by-octet block builder and the word-at-a-time scan must stay exact too.
-RUSTFLAGS="--cfg batv_portable" CARGO_TARGET_DIR="$BATV_ROOT/target/portable" \
-  cargo test -p batv-core --locked --lib --test vectors --test roundtrip --test bad_input
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 else

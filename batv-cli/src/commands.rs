@@ -6,7 +6,7 @@
 
 use crate::input::{each_address, Address};
 use crate::{say, Fatal};
-use batv_core::{AddressProblem, Keyring, Outcome, Policy, Signed, SIGNED_MAX};
+use batv_core::{AddressProblem, Admission, Keyring, Outcome, Policy, Signed, SIGNED_MAX};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
@@ -18,7 +18,7 @@ pub struct Clock(pub Option<i64>);
 
 impl Clock {
     #[inline]
-    fn now(self) -> i64 {
+    pub fn now(self) -> i64 {
         self.0.unwrap_or_else(batv_core::unix_now)
     }
 }
@@ -45,20 +45,17 @@ fn word(out: &mut impl Write, outcome: Outcome) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// The address as text for commands that pass it on (strip, check): UTF-8, no control
-/// characters, not over-long.
-fn plain_text<'a>(address: &Address<'a>) -> Result<&'a str, String> {
+/// Why `strip` cannot print an address back on one output line, if it cannot: a line longer
+/// than the reader keeps is not held whole, and a control character (an LF above all) would
+/// break the line. Both are the core's problems of the address.
+fn unprintable(address: &Address<'_>) -> Option<AddressProblem> {
     if address.is_truncated() {
-        return Err(AddressProblem::TooLong {
-            len: address.full_len,
-        }
-        .to_string());
+        return Some(AddressProblem::TooLong { len: address.full_len });
     }
-    let text = address.text().map_err(|e| e.to_string())?;
-    if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(AddressProblem::ControlCharacter.to_string());
+    match batv_core::admit(address.bytes) {
+        Admission::Malformed(p @ AddressProblem::ControlCharacter) => Some(p),
+        _ => None,
     }
-    Ok(text)
 }
 
 /// `batv sign`: one signed address per line.
@@ -72,25 +69,15 @@ pub fn sign(
     let mut buf = [0u8; SIGNED_MAX + 1];
     each_address(args, out, |address, out| {
         if address.is_truncated() {
-            return skip(
-                out,
-                &address,
-                AddressProblem::TooLong {
-                    len: address.full_len,
-                },
-            );
+            return skip(out, &address, AddressProblem::TooLong { len: address.full_len });
         }
-        let text = match address.text() {
-            Ok(text) => text,
-            Err(e) => return skip(out, &address, e),
-        };
-        match keyring.sign_into(text, clock.now(), &mut buf[..SIGNED_MAX]) {
+        match keyring.sign_into(address.bytes, clock.now(), &mut buf[..SIGNED_MAX]) {
             Ok(Signed::Written(n)) => {
                 buf[n] = b'\n';
                 out.write_all(&buf[..=n])?;
             }
             Ok(Signed::Unchanged) => {
-                out.write_all(text.as_bytes())?;
+                out.write_all(address.bytes)?;
                 out.write_all(b"\n")?;
             }
             Err(e) => return skip(out, &address, e),
@@ -107,12 +94,8 @@ pub fn verify(
     out: &mut impl Write,
 ) -> Result<bool, Fatal> {
     each_address(args, out, |address, out| {
-        // A line that is not text is not an address; the core sees everything else, including
-        // a cut over-long line, whose first 4096 octets already decide it.
-        let Ok(text) = address.text() else {
-            return word(out, Outcome::Malformed).map(|()| false);
-        };
-        let valid = match keyring.verify_at(text, clock.now()) {
+        // A cut over-long line: its first 4096 octets already make it too long.
+        let valid = match keyring.verify_at(address.bytes, clock.now()) {
             Ok(original) => {
                 for piece in original.pieces() {
                     out.write_all(piece.as_bytes())?;
@@ -138,23 +121,19 @@ pub fn status(
     out: &mut impl Write,
 ) -> Result<bool, Fatal> {
     each_address(args, out, |address, out| {
-        let outcome = match address.text() {
-            Ok(text) => keyring.status_at(text, clock.now()),
-            Err(_) => Outcome::Malformed,
-        };
-        word(out, outcome).map(|()| true)
+        word(out, keyring.status_at(address.bytes, clock.now())).map(|()| true)
     })
 }
 
 /// `batv strip`: the original address of a tagged address, unverified; others unchanged.
 pub fn strip(args: &[OsString], out: &mut impl Write) -> Result<bool, Fatal> {
-    each_address(args, out, |address, out| match plain_text(&address) {
-        Ok(text) => {
-            out.write_all(batv_core::strip(text).as_bytes())?;
+    each_address(args, out, |address, out| match unprintable(&address) {
+        None => {
+            out.write_all(&batv_core::strip(address.bytes))?;
             out.write_all(b"\n")?;
             Ok(true)
         }
-        Err(problem) => skip(out, &address, problem),
+        Some(problem) => skip(out, &address, problem),
     })
 }
 
@@ -163,32 +142,27 @@ pub fn check(
     keyring: &Keyring,
     policy: &Policy,
     clock: Clock,
-    sender: &str,
+    sender: &[u8],
     recipients: &[OsString],
     out: &mut impl Write,
 ) -> Result<bool, Fatal> {
     each_address(recipients, out, |address, out| {
-        let recipient = match plain_text(&address) {
-            Ok(text) => text,
-            Err(problem) => return skip(out, &address, problem),
-        };
-        let verdict = policy.check(keyring, sender, recipient, clock.now());
+        if address.is_truncated() {
+            return skip(out, &address, AddressProblem::TooLong { len: address.full_len });
+        }
+        let verdict = policy.check(keyring, sender, address.bytes, clock.now());
         let reason = verdict.reason.as_str();
-        match (verdict.accepted, &verdict.deliver_to, verdict.smtp_reply) {
-            (true, Some(to), _) if verdict.monitored => {
-                let would = verdict.reason.smtp_reply().unwrap_or("reject");
-                writeln!(
-                    out,
-                    "accept\t{reason}\t{to}\tmonitor: would reject with {would}"
-                )?;
+        if verdict.accepted {
+            // A monitored recipient that is not an address has none: an empty field.
+            let to = verdict.deliver_to.as_deref().unwrap_or_default();
+            write!(out, "accept\t{reason}\t{to}")?;
+            if verdict.monitored {
+                let would = verdict.reason.smtp_reply().unwrap_or_default();
+                write!(out, "\tmonitor: would reject with {would}")?;
             }
-            (true, Some(to), _) => writeln!(out, "accept\t{reason}\t{to}")?,
-            (true, None, _) => writeln!(out, "accept\t{reason}\t{recipient}")?,
-            (false, _, reply) => writeln!(
-                out,
-                "reject\t{reason}\t{}",
-                reply.unwrap_or("550 5.7.1 Bounce rejected")
-            )?,
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "reject\t{reason}\t{}", verdict.smtp_reply.unwrap_or_default())?;
         }
         Ok(verdict.accepted)
     })

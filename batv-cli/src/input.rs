@@ -44,41 +44,10 @@ pub struct Address<'a> {
     pub place: Place,
 }
 
-/// Why an input line is not text that can be handed to the core.
-#[derive(Clone, Copy, Debug)]
-pub enum Unreadable {
-    /// Not UTF-8; the first bad octet is at this offset.
-    NotUtf8 {
-        /// Octets of valid UTF-8 before the first bad one.
-        valid_up_to: usize,
-        /// The first bad octet.
-        byte: u8,
-    },
-}
-
-impl fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unreadable::NotUtf8 { valid_up_to, byte } => write!(
-                f,
-                "not UTF-8 text (octet 0x{byte:02x} at offset {valid_up_to} is not valid UTF-8)"
-            ),
-        }
-    }
-}
-
 impl<'a> Address<'a> {
     /// Whether the line was longer than [`MAX_LINE`] and only its start was kept.
     pub fn is_truncated(&self) -> bool {
         self.full_len > self.bytes.len()
-    }
-
-    /// The kept octets as text.
-    pub fn text(&self) -> Result<&'a str, Unreadable> {
-        std::str::from_utf8(self.bytes).map_err(|e| Unreadable::NotUtf8 {
-            valid_up_to: e.valid_up_to(),
-            byte: self.bytes[e.valid_up_to()],
-        })
     }
 
     /// A short, escaped rendering of the input for an error message (addresses are not

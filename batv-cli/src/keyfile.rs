@@ -176,15 +176,27 @@ pub fn keygen_new(keys: &KeyringPath, scheme: Scheme) -> Result<(), Fatal> {
     }
 }
 
-/// `batv keygen --rotate`: adds the next key number (of `scheme`, else of the sign key's
-/// scheme), makes it the sign key, and replaces the file atomically, keeping its owner, group
-/// and (at most 0640) permissions. Concurrent rotations take turns, so each one adds its key to
-/// the file the previous one wrote.
-pub fn keygen_rotate(keys: &KeyringPath, scheme: Option<Scheme>) -> Result<(), Fatal> {
+/// A change `batv keygen` makes to an existing keyring.
+#[derive(Clone, Copy, Debug)]
+pub enum Change {
+    /// `--rotate`: a new key under the next number, which signs from now on (one host).
+    Rotate(Option<Scheme>),
+    /// `--add`: a new key under the next number, which verifies but does not sign yet.
+    Add(Option<Scheme>),
+    /// `--promote N`: key N signs from now on.
+    Promote(u8),
+    /// `--prune`: remove the keys whose tags can no longer verify.
+    Prune,
+}
+
+/// `batv keygen --rotate|--add|--promote|--prune`: changes the keyring as the core says and
+/// replaces the file atomically, keeping its owner, group and (at most 0640) permissions.
+/// Concurrent changes take turns, so each one starts from the file the previous one wrote.
+pub fn keygen_change(keys: &KeyringPath, change: Change, now: i64) -> Result<(), Fatal> {
     let path = keys.path.as_path();
     let not_loaded = |e: KeyringError| {
         if is_missing(&e) {
-            keys.missing(&e, "; there is nothing to rotate")
+            keys.missing(&e, "; there is nothing to change")
         } else {
             Fatal::Message(e.to_string())
         }
@@ -193,92 +205,72 @@ pub fn keygen_rotate(keys: &KeyringPath, scheme: Option<Scheme>) -> Result<(), F
     // When the file cannot even be opened, the loader says why in its own words.
     let _lock = lock_keyring(path).map_err(|e| match Keyring::load(path) {
         Err(e) => not_loaded(e),
-        Ok(_) => Fatal::Message(format!(
-            "cannot lock keyring {} for the rotation: {e}",
-            path.display()
-        )),
+        Ok(_) => Fatal::Message(format!("cannot lock keyring {} for the change: {e}", path.display())),
     })?;
     let old = Keyring::load(path).map_err(&not_loaded)?;
-    let replaced = old.rotation_replaces();
-    let new = rotated(&old, scheme)?;
+    let scheme = |s: Option<Scheme>| s.unwrap_or(old.signing_key().scheme());
+    let new = match change {
+        Change::Rotate(s) => old.rotated_with(scheme(s), now),
+        Change::Add(s) => old.added(scheme(s), now),
+        Change::Promote(n) => old.promoted(n, now),
+        Change::Prune => Ok(old.pruned(now)),
+    }
+    .map_err(|e| Fatal::Message(format!("keyring {}: {}; the keyring was not changed", path.display(), e.kind)))?;
+    let gone: Vec<u8> = old.keys().map(|k| k.number()).filter(|&n| new.key(n).is_none()).collect();
+    if matches!(change, Change::Prune) && gone.is_empty() {
+        say(format_args!("no key of {} is old enough to prune; nothing changed", path.display()));
+        return Ok(());
+    }
     replace(path, &new)
         .map_err(|e| Fatal::Message(format!("cannot rewrite keyring {}: {e}", path.display())))?;
-
-    let key = new.signing_key();
-    let others: Vec<String> = new
-        .keys()
-        .filter(|k| k.number() != key.number())
-        .map(|k| k.number().to_string())
-        .collect();
-    say(format_args!(
-        "added key {} ({}) to {}; it signs from now on",
-        key.number(),
-        key.scheme(),
-        path.display()
-    ));
-    if let Some(n) = replaced {
-        say(format_args!(
-            "the new key {n} replaced the old key {n}: tags signed with the old key {n} no \
-             longer verify"
-        ));
-    }
-    if !others.is_empty() {
-        say(format_args!(
-            "key(s) {} still verify; remove an old key line only after {} days (lifetime + skew)",
-            others.join(", "),
-            u32::from(new.lifetime_days()) + u32::from(new.skew_days())
-        ));
-    }
+    report(&old, &new, change, path);
     Ok(())
 }
 
-/// `old` with a new generated key under the next key number, which signs: of `scheme`, or of
-/// the sign key's scheme when that is `None`. Checked before anything is written.
-fn rotated(old: &Keyring, scheme: Option<Scheme>) -> Result<Keyring, Fatal> {
-    let scheme = scheme.unwrap_or(old.signing_key().scheme());
-    let new = old
-        .rotated_with(scheme)
-        .map_err(|e| Fatal::Message(e.to_string()))?;
-    check_rotation(old, &new, scheme)?;
-    Ok(new)
-}
-
-/// Refuses a rotated keyring that is not the old one plus one new signing key of `scheme`:
-/// every other old key must still be there and verify what it signed, and lifetime and skew
-/// must be unchanged. Nothing is written when this fails.
-fn check_rotation(old: &Keyring, new: &Keyring, scheme: Scheme) -> Result<(), Fatal> {
-    let next = old.next_key_number();
-    let fail = |what: String| {
-        Err(Fatal::Message(format!(
-            "the rotated keyring {what}; the keyring was not changed"
-        )))
-    };
+/// Standard error says what changed and what to do next.
+fn report(old: &Keyring, new: &Keyring, change: Change, path: &Path) {
     let signer = new.signing_key();
-    if signer.number() != next || signer.scheme() != scheme {
-        return fail(format!(
-            "would sign with key {} ({}) instead of a new key {next} ({scheme})",
-            signer.number(),
-            signer.scheme()
-        ));
-    }
-    if (new.lifetime_days(), new.skew_days()) != (old.lifetime_days(), old.skew_days()) {
-        return fail("would change lifetime-days or skew-days".into());
-    }
-    let kept: Vec<&Key> = old.keys().filter(|k| k.number() != next).collect();
-    if new.keys().count() != kept.len() + 1 {
-        return fail("would not have exactly one new key".into());
-    }
-    for key in kept {
-        let same_key = Keyring::with_key(key.clone())
-            .with_lifetime_days(old.lifetime_days())
-            .ok()
-            .and_then(|probe| probe.sign_at("rotation-check@example.invalid", 0).ok())
-            .is_some_and(|tag| new.verify_at(&tag, 0).is_ok());
-        if !same_key {
-            return fail(format!("would not keep key {} as it was", key.number()));
+    let window = u32::from(new.lifetime_days()) + u32::from(new.skew_days());
+    match change {
+        Change::Rotate(_) | Change::Add(_) => {
+            let n = old.next_key_number();
+            let role = if matches!(change, Change::Rotate(_)) {
+                "it signs from now on".to_string()
+            } else {
+                format!("it verifies, and signs once promoted: batv keygen --promote {n}, on every host once all have it")
+            };
+            let scheme = new.key(n).map(|k| k.scheme()).unwrap_or(signer.scheme());
+            say(format_args!("added key {n} ({scheme}) to {}; {role}", path.display()));
+            if old.key(n).is_some() {
+                say(format_args!(
+                    "the new key {n} replaced the old key {n}: tags signed with the old key {n} no longer verify"
+                ));
+            }
+        }
+        Change::Promote(n) if n == old.signing_key().number() => {
+            say(format_args!("key {n} already signs in {}; nothing else changed", path.display()));
+        }
+        Change::Promote(n) => say(format_args!(
+            "key {n} signs from now on in {}; key {} still verifies, and may be pruned after {window} days",
+            path.display(),
+            old.signing_key().number()
+        )),
+        Change::Prune => {
+            for k in old.keys().filter(|k| new.key(k.number()).is_none()) {
+                say(format_args!("removed key {} from {}: none of its tags can verify any more", k.number(), path.display()));
+            }
         }
     }
-    Ok(())
+    if matches!(change, Change::Rotate(_)) {
+        let others: Vec<String> =
+            new.keys().filter(|k| k.number() != signer.number()).map(|k| k.number().to_string()).collect();
+        if !others.is_empty() {
+            say(format_args!(
+                "key(s) {} still verify; batv keygen --prune removes them after {window} days (lifetime + skew)",
+                others.join(", ")
+            ));
+        }
+    }
 }
 
 /// How often [`lock_keyring`] starts again because the file was replaced while it waited;

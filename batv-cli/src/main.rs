@@ -5,11 +5,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod commands;
+mod generate;
 mod input;
 mod keyfile;
 
 use batv_core::{Policy, Scheme};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use commands::Clock;
 use std::ffi::OsString;
 use std::fmt;
@@ -67,28 +68,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the keyring file (mode 0600), or add a new signing key to it with --rotate.
+    /// Create the keyring file (mode 0600), or change its keys: --add, --promote, --prune, --rotate.
     #[command(
         long_about = "Create the keyring file with one new random key (32 bytes from the \
 operating system), mode 0600. An existing keyring is never overwritten.\n\n\
-With --rotate, add a new key under the next key number (9 wraps to 0) and make it the key \
-that signs. The old keys keep verifying the tags already sent; delete an old key's line only \
-after lifetime + skew days (8 by default). The file is replaced atomically and keeps its owner, \
-group and permissions (so an MTA group that may read it still can). Rotations run at the same \
-time take turns (an exclusive lock on the keyring file, from the read to the rename), so none \
-loses a key. Standard error says which key was added, and whether it replaced an old key with \
-the same number.",
-        after_help = "Exit status: 0 done; 2 the keyring exists (without --rotate), is missing \
-(with --rotate), is invalid or insecure, or cannot be written."
+The other forms change an existing keyring, in the steps of a rotation across hosts that share \
+it (docs/operations.md): --add adds a new key under the next key number (9 wraps to 0) that \
+verifies but does not sign; once every host has it, --promote N makes key N the key that signs \
+and records that the old one stopped signing today; --prune removes the keys that stopped \
+signing more than lifetime + skew days (8 by default) ago, whose tags can no longer verify. \
+--rotate is --add and --promote in one step, for a single host; it replaces an old key under \
+the next number, and says so.\n\n\
+The file is replaced atomically and keeps its owner, group and permissions (so an MTA group \
+that may read it still can). Changes run at the same time take turns (an exclusive lock on the \
+keyring file, from the read to the rename), so none loses a key. --now sets the day recorded.",
+        after_help = "Exit status: 0 done; 2 the keyring exists (when creating it), is missing \
+(when changing it), is invalid or insecure, the change is refused (say, --add while the next key \
+number is still in use), or the file cannot be written."
     )]
     Keygen {
-        /// Add a new signing key to the existing keyring instead of creating one.
-        #[arg(long)]
+        /// Add a new key that signs from now on (one host: --add and --promote in one step).
+        #[arg(long, group = "change")]
         rotate: bool,
+        /// Add a new key that verifies but does not sign yet (the first step on a fleet).
+        #[arg(long, group = "change")]
+        add: bool,
+        /// Make key N (0-9) the key that signs.
+        #[arg(long, value_name = "N", group = "change", value_parser = clap::value_parser!(u8).range(0..=9))]
+        promote: Option<u8>,
+        /// Remove the keys that stopped signing more than lifetime + skew days ago.
+        #[arg(long, group = "change")]
+        prune: bool,
         /// MAC scheme of the new key: hmac-sha256 (case-insensitive addresses; the default for
-        /// a new keyring) or hmac-sha1 (Exim ${prvs} compatible). With --rotate the default is
-        /// the signing key's scheme; name the other one to move the keyring to it.
-        #[arg(long, value_enum)]
+        /// a new keyring) or hmac-sha1 (Exim ${prvs} compatible). With --rotate and --add the
+        /// default is the signing key's scheme; name the other one to move the keyring to it.
+        #[arg(long, value_enum, conflicts_with_all = ["promote", "prune"])]
         scheme: Option<SchemeName>,
     },
 
@@ -143,11 +157,13 @@ usage error."
 
     /// Remove prvs= tags without verifying them (for allow-lists and logs).
     #[command(
-        long_about = "Print the original address of each tagged address without verifying \
-anything, for allow-lists, logs and statistics; an untagged address is printed unchanged. \
-Needs no keyring.",
-        after_help = "Exit status: 0 every line stripped; 1 some line was not text (not UTF-8, \
-a control character, or too long) and got an empty output line; 2 usage error."
+        long_about = "Print each address without its tags, unverified, for allow-lists, logs and \
+statistics: the prvs= tags batv writes, and the tag shapes other implementations write \
+(IronPort's prvs=, msprvs1=, Barracuda's btv1==). Anything else is printed as it is. Needs no \
+keyring.",
+        after_help = "Exit status: 0 every line printed; 1 some line could not be printed on a \
+line of its own (a control character, or a line over 4096 octets) and got an empty output \
+line; 2 usage error."
     )]
     Strip {
         /// Addresses to strip; none means standard input, one per line.
@@ -238,7 +254,16 @@ pub fn say(message: fmt::Arguments<'_>) {
 
 fn main() -> ExitCode {
     // clap exits 2 on a usage error and 0 for --help and --version.
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .subcommand(generate::subcommand())
+        .get_matches();
+    if let Some((generate::NAME, m)) = matches.subcommand() {
+        return generate::run(m, Cli::command());
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut Cli::command()).exit(),
+    };
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -256,15 +281,21 @@ fn run(cli: Cli) -> Result<bool, Fatal> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(input::IO_CHUNK, stdout.lock());
     let result = match &cli.command {
-        Command::Keygen {
-            rotate: true,
-            scheme,
-        } => keyfile::keygen_rotate(keys, scheme.map(Scheme::from)).map(|()| true),
-        Command::Keygen {
-            rotate: false,
-            scheme,
-        } => keyfile::keygen_new(keys, scheme.map_or(Scheme::HmacSha256, Scheme::from))
-            .map(|()| true),
+        Command::Keygen { rotate, add, promote, prune, scheme } => {
+            let scheme = scheme.map(Scheme::from);
+            let change = match (rotate, add, promote, prune) {
+                (true, ..) => Some(keyfile::Change::Rotate(scheme)),
+                (_, true, ..) => Some(keyfile::Change::Add(scheme)),
+                (_, _, Some(n), _) => Some(keyfile::Change::Promote(*n)),
+                (.., true) => Some(keyfile::Change::Prune),
+                _ => None,
+            };
+            match change {
+                Some(change) => keyfile::keygen_change(keys, change, clock.now()),
+                None => keyfile::keygen_new(keys, scheme.unwrap_or(Scheme::HmacSha256)),
+            }
+            .map(|()| true)
+        }
         Command::Sign { addresses } => {
             let keyring = keyfile::load_or_create(keys)?;
             commands::sign(&keyring, clock, addresses, &mut out)
@@ -283,9 +314,7 @@ fn run(cli: Cli) -> Result<bool, Fatal> {
             bounce_local_parts,
             monitor,
         } => {
-            let sender = sender
-                .to_str()
-                .ok_or_else(|| Fatal::Message("--sender is not UTF-8 text".into()))?;
+            let sender = sender.as_encoded_bytes();
             let policy = build_policy(exempt, bounce_local_parts, *monitor)?;
             let keyring = keyfile::load(keys)?;
             commands::check(&keyring, &policy, clock, sender, recipients, &mut out)
@@ -300,14 +329,15 @@ fn build_policy(
     bounce_local_parts: &[String],
     monitor: bool,
 ) -> Result<Policy, Fatal> {
-    let mut policy = Policy::new().monitor(monitor);
+    let mut policy = Policy::default();
+    policy.set_monitor(monitor);
     for pattern in exempt {
-        policy = policy
-            .exempt(pattern)
+        policy
+            .add_exempt(pattern)
             .map_err(|e| Fatal::Message(format!("--exempt {pattern:?}: {e}")))?;
     }
     if !bounce_local_parts.is_empty() {
-        policy = policy.bounce_local_parts(bounce_local_parts).map_err(|e| {
+        policy.set_bounce_local_parts(bounce_local_parts).map_err(|e| {
             Fatal::Message(format!(
                 "--bounce-local-part {:?}: {e}",
                 bounce_local_parts.join(",")

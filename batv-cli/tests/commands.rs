@@ -14,9 +14,7 @@ const KEYRING: &str = "lifetime-days 7\nskew-days 1\nsign-key 2\n\
 key 1 hmac-sha1 text:secret\nkey 2 hmac-sha256 hex:000102030405060708090a0b0c0d0e0f\n";
 
 fn scratch(name: &str) -> Scratch {
-    let s = Scratch::new(name);
-    s.write_keyring("batv.keys", KEYRING, 0o600);
-    s
+    Scratch::with_keyring(name, KEYRING)
 }
 
 fn at(days: i64) -> String {
@@ -479,7 +477,7 @@ fn help_explains_every_command_and_the_exit_codes() {
     for (cmd, words) in [
         (
             "keygen",
-            &["--rotate", "0600", "--scheme", "Exit status"][..],
+            &["--rotate", "--add", "--promote", "--prune", "0600", "--scheme", "Exit status"][..],
         ),
         (
             "sign",
@@ -490,7 +488,7 @@ fn help_explains_every_command_and_the_exit_codes() {
             &["original address", "bad-signature", "Exit status"],
         ),
         ("status", &["outcome", "Exit status"]),
-        ("strip", &["without verifying", "Exit status"]),
+        ("strip", &["unverified", "IronPort", "Exit status"]),
         (
             "check",
             &[

@@ -710,3 +710,30 @@ fn a_waiting_rotation_locks_the_file_that_replaced_the_one_it_waited_for() {
     assert!(text.contains("key 7 hmac-sha256 text:key seven of the third file"));
     assert!(text.lines().any(|l| l == "sign-key 8"), "{text}");
 }
+
+#[test]
+fn staged_rotation_refuses_what_would_lose_a_tag() {
+    let s = Scratch::new("staged");
+    s.run(&["--now", "1795700000", "keygen"], b"").expect_code(0);
+    let run = s.run(&["--now", "1795700000", "keygen", "--add"], b"");
+    assert!(run.expect_code(0).stderr.contains("added key 2"), "{}", run.stderr);
+    let before = s.read(&s.keys());
+    // Key 2 has not signed yet: a second --add would replace it.
+    let run = s.run(&["--now", "1795700000", "keygen", "--add"], b"");
+    assert!(run.expect_code(2).stderr.contains("--promote 2"), "{}", run.stderr);
+    assert!(run.stderr.contains("the keyring was not changed"), "{}", run.stderr);
+    let run = s.run(&["keygen", "--promote", "7"], b"");
+    assert!(run.expect_code(2).stderr.contains("there is no key 7"), "{}", run.stderr);
+    assert_eq!(s.read(&s.keys()), before, "refusals leave the file alone");
+    // Promote, then prune: nothing before the window, key 1 after it.
+    s.run(&["--now", "1795700000", "keygen", "--promote", "2"], b"").expect_code(0);
+    let run = s.run(&["--now", "1796000000", "keygen", "--prune"], b"");
+    assert!(run.expect_code(0).stderr.contains("nothing changed"), "{}", run.stderr);
+    let run = s.run(&["--now", "1796600000", "keygen", "--prune"], b"");
+    assert!(run.expect_code(0).stderr.contains("removed key 1"), "{}", run.stderr);
+    assert_eq!(key_lines(&s.read(&s.keys())).iter().map(|k| k.0).collect::<Vec<_>>(), [2]);
+    // One change at a time, and --scheme only where a key is made.
+    s.run(&["keygen", "--add", "--prune"], b"").expect_code(2);
+    s.run(&["keygen", "--promote", "2", "--scheme", "hmac-sha1"], b"").expect_code(2);
+    s.run(&["keygen", "--promote", "10"], b"").expect_code(2);
+}

@@ -1,5 +1,5 @@
-//! Verification throughput with 1 thread and with 2 threads on one shared keyring (issue 6:
-//! target at least 1.8 x).
+//! Verification throughput with 1 thread and with 2 threads on one shared keyring (target:
+//! at least 1.8 x).
 //!
 //! `cargo bench -p batv-core --bench threads [-- ROUNDS]`
 //!
@@ -98,7 +98,6 @@ fn main() {
         .map(|i| {
             keys.sign_at(&format!("user{i:02}@example.com"), NOW)
                 .expect("signs")
-                .into_owned()
         })
         .collect();
     // Warm up caches, the CPU feature check and the thread machinery.

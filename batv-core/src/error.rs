@@ -1,15 +1,19 @@
-//! Outcomes and errors: small `Copy` types with one-line `Display`, and never a secret inside.
+//! Outcomes, reasons and errors, with the one table of their words and messages.
+//!
+//! Every face shows these words and messages as they are here (docs/scheme.md, "Outcomes").
+//! None of them ever holds a secret.
 
 use core::fmt;
+use std::path::PathBuf;
 
-/// The result of verifying one address (SPEC section 6); the same words in every binding.
+/// The result of verifying one address; the same words in every face.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Tagged, the MAC matches a known key, and the tag has not expired.
     Valid,
     /// No `prvs=` tag.
     Untagged,
-    /// Starts like a tag but is not one.
+    /// Not an address, or it starts like a tag but is not one.
     Malformed,
     /// The tag's key number is not in the keyring.
     UnknownKey,
@@ -20,7 +24,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome, in the order of SPEC section 6.
+    /// Every outcome, in the order of docs/scheme.md.
     pub const ALL: [Outcome; 6] = [
         Outcome::Valid,
         Outcome::Untagged,
@@ -43,6 +47,18 @@ impl Outcome {
         }
     }
 
+    /// What the outcome means, in one line that starts with its word.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Outcome::Valid => "valid: the tag verifies",
+            Outcome::Untagged => "untagged: the address has no prvs= tag",
+            Outcome::Malformed => "malformed: not an address, or a prvs= tag that is not one",
+            Outcome::UnknownKey => "unknown-key: the tag's key number is not in the keyring",
+            Outcome::BadSignature => "bad-signature: the tag was not made with this keyring",
+            Outcome::Expired => "expired: the tag's day is outside the window",
+        }
+    }
+
     /// The outcome for an outcome word, the inverse of [`Outcome::as_str`].
     pub fn from_word(word: &str) -> Option<Outcome> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == word)
@@ -55,56 +71,115 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// What is wrong with an address that starts like a tag but is not one.
+/// What is wrong with an address: one that is not an address at all, a `prvs=` tag that is
+/// not one, or (from `sign` only) one that cannot be signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Malformation {
-    /// The character after `prvs=` is not a digit 0-9.
-    BadKeyNumber,
-    /// The three day-stamp characters are not all digits.
-    BadDayStamp,
-    /// The six signature characters are not all hexadecimal digits.
-    BadHex,
-    /// The `=` after the ten tag characters (or the `/` of the old form) is missing.
-    MissingSeparator,
-    /// There is no qualified `local@domain` address after the tag.
-    NoAddress,
-    /// The address contains an ASCII control character (NUL, CR, LF, ...).
+#[non_exhaustive]
+pub enum AddressProblem {
+    /// Longer than 254 octets, which no SMTP path is.
+    TooLong {
+        /// Its length in octets.
+        len: usize,
+    },
+    /// Not UTF-8.
+    NotUtf8,
+    /// An ASCII control character (NUL, TAB, CR, LF, DEL, ...).
     ControlCharacter,
-    /// The address is longer than 254 octets.
-    TooLong,
+    /// A `<` or `>` outside a quoted local part: a path as SMTP writes it. `<>` alone is the
+    /// null sender.
+    AngleBrackets,
+    /// A space or other whitespace outside a quoted local part.
+    Whitespace,
+    /// A local part that opens a quote is not one quoted string that closes just before the
+    /// `@`.
+    QuotedLocalPart,
+    /// The character after `prvs=` is not a digit.
+    BadKeyNumber,
+    /// The day stamp of a tag is not three digits.
+    BadDayStamp,
+    /// The signature of a tag is not six hexadecimal digits.
+    BadHex,
+    /// The ten tag characters are not followed by `=` (nor is it the old `/` form).
+    MissingSeparator,
+    /// No `local@domain` address follows the tag.
+    NoAddress,
+    /// No `@`: an unqualified address is not signed.
+    NoAt,
+    /// Nothing before the `@`.
+    EmptyLocalPart,
+    /// Nothing after the `@`.
+    EmptyDomain,
+    /// The signed form would be over 254 octets; send it untagged.
+    TooLongToSign {
+        /// Its length in octets.
+        len: usize,
+    },
 }
 
-impl fmt::Display for Malformation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Malformation::BadKeyNumber => "the key number after prvs= is not a digit",
-            Malformation::BadDayStamp => "the day stamp is not three digits",
-            Malformation::BadHex => "the signature is not six hexadecimal digits",
-            Malformation::MissingSeparator => "the tag is not followed by '='",
-            Malformation::NoAddress => "no local@domain address follows the tag",
-            Malformation::ControlCharacter => "the address contains a control character",
-            Malformation::TooLong => "the address is longer than 254 octets",
-        })
+impl AddressProblem {
+    /// Whether this problem is with a `prvs=` tag, not with the address as such.
+    pub const fn is_tag_problem(self) -> bool {
+        matches!(
+            self,
+            AddressProblem::BadKeyNumber
+                | AddressProblem::BadDayStamp
+                | AddressProblem::BadHex
+                | AddressProblem::MissingSeparator
+                | AddressProblem::NoAddress
+        )
     }
 }
 
-/// Why an address could not be verified: every outcome of section 6 except `valid`.
+impl fmt::Display for AddressProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use AddressProblem::*;
+        match self {
+            TooLong { len } => write!(f, "too long: {len} octets, and an address has at most 254"),
+            TooLongToSign { len } => {
+                write!(f, "too long to sign: {len} octets, and a signed address would exceed 254")
+            }
+            NotUtf8 => f.write_str("not UTF-8 text"),
+            ControlCharacter => f.write_str("it contains a control character"),
+            AngleBrackets => f.write_str(
+                "it has angle brackets ('<' or '>') outside a quoted local part; give the address inside <...> (<> alone is the null sender)",
+            ),
+            Whitespace => {
+                f.write_str("it contains a space or other whitespace outside a quoted local part")
+            }
+            QuotedLocalPart => f.write_str(
+                "a local part that opens a quote must be one quoted string that closes just before the '@'",
+            ),
+            BadKeyNumber => f.write_str("the key number after prvs= is not a digit"),
+            BadDayStamp => f.write_str("the day stamp is not three digits"),
+            BadHex => f.write_str("the signature is not six hexadecimal digits"),
+            MissingSeparator => f.write_str("the tag is not followed by '='"),
+            NoAddress => f.write_str("no local@domain address follows the tag"),
+            NoAt => f.write_str("no '@' (unqualified addresses are not signed)"),
+            EmptyLocalPart => f.write_str("the local part before '@' is empty"),
+            EmptyDomain => f.write_str("the domain after '@' is empty"),
+        }
+    }
+}
+
+impl std::error::Error for AddressProblem {}
+
+/// Why an address did not verify: every outcome but `valid`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VerifyError {
     /// No `prvs=` tag.
     Untagged,
-    /// Starts like a tag but is not one; says what is wrong.
-    Malformed(Malformation),
+    /// Not an address, or a tag that is not one; says what is wrong.
+    Malformed(AddressProblem),
     /// The tag's key number (0-9) is not in the keyring.
     UnknownKey(u8),
     /// The MAC does not match.
     BadSignature,
-    /// The MAC matches, but the tag expired (or is dated too far in the future).
+    /// The MAC matches, but the tag expired (or is dated too far ahead).
     Expired,
 }
 
 impl VerifyError {
-    /// The outcome word this error stands for.
+    /// The outcome this error stands for.
     pub const fn outcome(self) -> Outcome {
         match self {
             VerifyError::Untagged => Outcome::Untagged,
@@ -119,71 +194,19 @@ impl VerifyError {
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VerifyError::Untagged => f.write_str("untagged: the address has no prvs= tag"),
-            VerifyError::Malformed(m) => write!(f, "malformed: {m}"),
+            VerifyError::Malformed(p) => write!(f, "malformed: {p}"),
             VerifyError::UnknownKey(k) => write!(f, "unknown-key: key {k} is not in the keyring"),
-            VerifyError::BadSignature => {
-                f.write_str("bad-signature: the tag was not made with this keyring")
-            }
-            VerifyError::Expired => f.write_str("expired: the tag's day is outside the window"),
+            e => f.write_str(e.outcome().message()),
         }
     }
 }
 
 impl std::error::Error for VerifyError {}
 
-/// What is wrong with an address given to `sign`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AddressProblem {
-    /// No `@`: an unqualified address is an error, not a guess.
-    NoAt,
-    /// Nothing before the `@`.
-    EmptyLocalPart,
-    /// Nothing after the `@`.
-    EmptyDomain,
-    /// An ASCII control character (NUL, CR, LF, ...) in the address.
-    ControlCharacter,
-    /// A `<` or `>` outside a quoted local part: the address was given as SMTP writes a path
-    /// (`<user@example.com>`). Sign the address inside the brackets; `<>` alone is the null
-    /// sender and comes back unchanged.
-    AngleBrackets,
-    /// A space or other whitespace outside a quoted local part (`" user@example.com"`,
-    /// `us er@example.com`). `"john doe"@example.com` is a quoted local part and signs.
-    Whitespace,
-    /// The address, or its signed form, is over 254 octets; send it untagged.
-    TooLong {
-        /// The length of the address as given.
-        len: usize,
-    },
-}
-
-impl fmt::Display for AddressProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AddressProblem::NoAt => f.write_str("not an address: no '@' (unqualified addresses are not signed)"),
-            AddressProblem::EmptyLocalPart => f.write_str("not an address: the local part before '@' is empty"),
-            AddressProblem::EmptyDomain => f.write_str("not an address: the domain after '@' is empty"),
-            AddressProblem::ControlCharacter => {
-                f.write_str("not an address: it contains a control character")
-            }
-            AddressProblem::AngleBrackets => f.write_str(
-                "not an address: it contains '<' or '>'; remove the angle brackets and sign the address inside <...>",
-            ),
-            AddressProblem::Whitespace => f.write_str(
-                "not an address: it contains a space or other whitespace outside a quoted local part",
-            ),
-            AddressProblem::TooLong { len } => write!(
-                f,
-                "too long: the address is {len} octets and its signed form would exceed 254"
-            ),
-        }
-    }
-}
-
-/// Why `sign` did not produce a signed address.
+/// Why `sign` did not write a signed address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SignError {
-    /// The address cannot be signed; says why.
+    /// The address cannot be signed; says why. Send the mail untagged.
     Address(AddressProblem),
     /// The caller's buffer is too small; `needed` octets are required.
     BufferTooSmall {
@@ -195,7 +218,7 @@ pub enum SignError {
 impl fmt::Display for SignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SignError::Address(p) => p.fmt(f),
+            SignError::Address(p) => write!(f, "cannot sign: {p}"),
             SignError::BufferTooSmall { needed } => {
                 write!(f, "buffer too small: {needed} octets needed")
             }
@@ -208,5 +231,207 @@ impl std::error::Error for SignError {}
 impl From<AddressProblem> for SignError {
     fn from(p: AddressProblem) -> Self {
         SignError::Address(p)
+    }
+}
+
+/// A policy setting that cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyError {
+    /// An exemption is not `user@domain`, `@domain` or `user@`.
+    BadExemption,
+    /// A bounce local part is empty or contains `@`.
+    BadBounceLocalPart,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PolicyError::BadExemption => {
+                "an exemption must be user@domain, @domain or user@ (with no control characters)"
+            }
+            PolicyError::BadBounceLocalPart => {
+                "a bounce local part must be non-empty and contain no '@'"
+            }
+        })
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// A keyring that could not be read: the file, the line, and what is wrong. Never a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyringError {
+    /// The file, when the keyring came from one.
+    pub path: Option<PathBuf>,
+    /// The 1-based line, when the problem is on one line.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub kind: KeyringErrorKind,
+}
+
+impl KeyringError {
+    pub(crate) fn new(kind: KeyringErrorKind) -> KeyringError {
+        KeyringError { path: None, line: None, kind }
+    }
+
+    pub(crate) fn at_line(line: usize, kind: KeyringErrorKind) -> KeyringError {
+        KeyringError { path: None, line: Some(line), kind }
+    }
+
+    pub(crate) fn in_file(mut self, path: &std::path::Path) -> KeyringError {
+        self.path = Some(path.to_path_buf());
+        self
+    }
+}
+
+impl fmt::Display for KeyringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "keyring {}", p.display())?,
+            None => f.write_str("keyring")?,
+        }
+        if let Some(line) = self.line {
+            write!(f, " line {line}")?;
+        }
+        write!(f, ": {}", self.kind)?;
+        if let (KeyringErrorKind::InsecurePermissions { .. }, Some(p)) = (&self.kind, &self.path) {
+            let p = p.display();
+            write!(f, "; fix it with: chmod 600 {p} (or chmod 640 when the MTA reads it through its group)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for KeyringError {}
+
+/// What is wrong with a keyring. Words from the file that could be secret never appear here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyringErrorKind {
+    /// The file could not be opened or read.
+    Io(std::io::ErrorKind),
+    /// The path is not a regular file.
+    NotAFile,
+    /// The file is readable or writable by other users (or writable by its group).
+    InsecurePermissions {
+        /// The file's permission bits.
+        mode: u32,
+    },
+    /// The file is not UTF-8 text.
+    NotUtf8,
+    /// A line starts with a word that is not a directive.
+    UnknownDirective(String),
+    /// A directive lacks a value.
+    MissingValue(&'static str),
+    /// A directive has more values than it takes.
+    TrailingText(&'static str),
+    /// A key number is not a single digit 0-9.
+    BadKeyNumber,
+    /// A key number appears on two `key` lines.
+    DuplicateKey(u8),
+    /// The scheme is neither `hmac-sha256` nor `hmac-sha1`.
+    UnknownScheme(String),
+    /// The secret does not start with `base64:`, `hex:` or `text:`.
+    BadSecretPrefix,
+    /// The `base64:` secret is not valid base64.
+    BadBase64,
+    /// The `hex:` secret is not valid hexadecimal.
+    BadHex,
+    /// A `base64:` or `hex:` secret decodes to fewer than 16 bytes.
+    SecretTooShort {
+        /// Bytes it decodes to.
+        len: usize,
+    },
+    /// The secret is empty.
+    EmptySecret,
+    /// `lifetime-days` is not a whole number from 1 to 365.
+    LifetimeOutOfRange,
+    /// `skew-days` is not a whole number from 0 to 7.
+    SkewOutOfRange,
+    /// A setting appears twice.
+    DuplicateSetting(&'static str),
+    /// There is no `key` line.
+    NoKeys,
+    /// There is more than one key and no `sign-key` line.
+    MissingSignKey,
+    /// `sign-key` names a key number with no `key` line.
+    SignKeyNotDefined(u8),
+    /// The operating system gave no random bytes for a new key.
+    NoRandomness,
+    /// The file changed while it was read, again and again: it is being rewritten in place.
+    ChangedWhileRead,
+    /// A `retired` line is not `retired N YYYY-MM-DD`.
+    BadRetired,
+    /// The next key number is taken by a key whose tags may still verify (until that UTC day
+    /// number, when the keyring records it).
+    NextKeyInUse {
+        /// The key number.
+        number: u8,
+        /// The last UTC day number on which its tags may verify, if known.
+        until: Option<i64>,
+    },
+    /// No key has this number.
+    NoSuchKey(u8),
+}
+
+impl fmt::Display for KeyringErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::days::{MAX_LIFETIME_DAYS, MAX_SKEW_DAYS};
+        use KeyringErrorKind::*;
+        match self {
+            Io(std::io::ErrorKind::NotFound) => f.write_str("cannot read the file: it does not exist"),
+            Io(std::io::ErrorKind::PermissionDenied) => {
+                f.write_str("cannot read the file: permission denied for this user")
+            }
+            Io(kind) => write!(f, "cannot read the file: {}", std::io::Error::from(*kind)),
+            NotAFile => f.write_str("not a regular file"),
+            InsecurePermissions { mode } => {
+                write!(f, "other users can read or write this file (mode {mode:04o})")
+            }
+            NotUtf8 => f.write_str("not UTF-8 text"),
+            UnknownDirective(w) => write!(
+                f,
+                "unknown directive '{w}' (expected key, sign-key, retired, lifetime-days or skew-days)"
+            ),
+            MissingValue(what) => write!(f, "{what} is missing"),
+            TrailingText(what) => write!(f, "unexpected text after {what}"),
+            BadKeyNumber => f.write_str("a key number must be one digit, 0 to 9"),
+            DuplicateKey(n) => write!(f, "key {n} is defined twice"),
+            UnknownScheme(s) => {
+                write!(f, "unknown scheme '{s}' (expected hmac-sha256 or hmac-sha1)")
+            }
+            BadSecretPrefix => f.write_str("the secret must start with base64:, hex: or text:"),
+            BadBase64 => f.write_str("the base64: secret is not valid base64"),
+            BadHex => f.write_str("the hex: secret is not valid hexadecimal"),
+            SecretTooShort { len } => write!(
+                f,
+                "the secret is {len} bytes; base64: and hex: secrets need at least {}",
+                crate::keys::MIN_ENCODED_SECRET_LEN
+            ),
+            EmptySecret => f.write_str("the secret is empty"),
+            LifetimeOutOfRange => {
+                write!(f, "lifetime-days must be a whole number from 1 to {MAX_LIFETIME_DAYS}")
+            }
+            SkewOutOfRange => write!(f, "skew-days must be a whole number from 0 to {MAX_SKEW_DAYS}"),
+            DuplicateSetting(what) => write!(f, "{what} is set twice"),
+            NoKeys => f.write_str("no key line: add one with `batv keygen`"),
+            MissingSignKey => f.write_str("more than one key and no sign-key line to say which signs"),
+            SignKeyNotDefined(n) => write!(f, "sign-key {n} names a key that is not defined"),
+            NoRandomness => f.write_str("the operating system gave no random bytes for a new key"),
+            ChangedWhileRead => f.write_str(
+                "the file changed while it was read; replace it by rename instead of rewriting it in place",
+            ),
+            BadRetired => f.write_str("a retired line must be: retired N YYYY-MM-DD (the UTC day key N stopped signing)"),
+            NextKeyInUse { number, until: Some(day) } => write!(
+                f,
+                "key {number} is still in use: its tags may verify until {}; prune it after that day (batv keygen --prune)",
+                crate::keyfile::date_of_day(*day)
+            ),
+            NextKeyInUse { number, until: None } => write!(
+                f,
+                "key {number} is still in use: it has not signed yet (promote it with batv keygen --promote {number}), or it is an old key with no record of when it stopped signing (remove its line once it is older than lifetime + skew days)"
+            ),
+            NoSuchKey(n) => write!(f, "there is no key {n} in the keyring"),
+        }
     }
 }

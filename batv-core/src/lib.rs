@@ -3,55 +3,88 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod cache;
-pub mod days;
+mod address;
+mod cache;
+mod days;
 mod error;
-mod keyring;
+mod keyfile;
+mod keys;
 mod mac;
 mod policy;
-pub mod wire;
-mod wide;
+mod wire;
 
 use std::borrow::Cow;
 
-pub use cache::{CachedKeyring, KeyringCache};
-pub use days::unix_now;
-pub use error::{AddressProblem, Malformation, Outcome, SignError, VerifyError};
-pub use keyring::{
-    Key, Keyring, KeyringError, KeyringErrorKind, SecretEncoding, Signed, GENERATED_SECRET_LEN,
-    KEY_SLOTS, MIN_ENCODED_SECRET_LEN, SIGNED_MAX,
+pub use address::{admit, unbracket, Admission};
+pub use cache::{CachedKeyring, KeyringCache, CHECK_INTERVAL};
+pub use days::{unix_now, DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS};
+pub use error::{
+    AddressProblem, KeyringError, KeyringErrorKind, Outcome, PolicyError, SignError, VerifyError,
+};
+pub use keys::{
+    Key, Keyring, SecretEncoding, Signed, GENERATED_SECRET_LEN, KEY_SLOTS, MIN_ENCODED_SECRET_LEN,
+    SIGNED_MAX,
 };
 pub use mac::Scheme;
-pub use policy::{Exemption, Policy, PolicyError, Reason, Verdict};
+pub use policy::{Policy, Reason, Verdict, DEFAULT_BOUNCE_LOCAL_PARTS};
 pub use wire::{Original, Tag, MAX_ADDRESS_LEN};
 
-/// The original address of a tagged address, without verifying anything (for allow-lists and
-/// logs); the address itself when it is untagged or its tag is malformed.
-///
-/// Nested tags are all removed, so the result is never itself tagged.
+/// The address without its tags, unverified (for allow-lists and logs): every tag of
+/// docs/scheme.md, "Strip", is removed, nested ones too. Anything else, the address with a
+/// malformed tag or what is not an address at all, comes back as it is.
 ///
 /// ```
-/// assert_eq!(batv_core::strip("prvs=1790c1c5ba=user@example.com"), "user@example.com");
-/// assert_eq!(batv_core::strip("user@example.com"), "user@example.com");
+/// assert_eq!(&*batv_core::strip("prvs=1790c1c5ba=user@example.com"), b"user@example.com");
+/// assert_eq!(&*batv_core::strip("prvs=234d5777c=user@example.com"), b"user@example.com");
+/// assert_eq!(&*batv_core::strip("user@example.com"), b"user@example.com");
 /// ```
-pub fn strip(address: &str) -> Cow<'_, str> {
-    let mut current = Cow::Borrowed(address);
-    // Each round removes at least the 16 octets of a tag, so this ends.
+pub fn strip<A: AsRef<[u8]> + ?Sized>(address: &A) -> Cow<'_, [u8]> {
+    let mut current = Cow::Borrowed(address.as_ref());
+    // Each round removes a tag, so this ends.
     loop {
-        let next = match (&current, wire::parse(&current)) {
-            (_, Ok(None) | Err(_)) => return current,
-            (Cow::Borrowed(_), Ok(Some(tag))) => match tag.original.as_contiguous() {
-                // Re-borrow from `address` so the common case never allocates.
-                Some(s) => Cow::Borrowed(&address[address.len() - s.len()..]),
-                None => Cow::Owned(tag.original.into()),
+        current = match untag(&current) {
+            None => return current,
+            Some(Untagged::From(start)) => match current {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[start..]),
+                Cow::Owned(mut v) => {
+                    v.drain(..start);
+                    Cow::Owned(v)
+                }
             },
-            (Cow::Owned(_), Ok(Some(tag))) => Cow::Owned(tag.original.into()),
+            Some(Untagged::Joined(v)) => Cow::Owned(v),
         };
-        current = next;
     }
 }
 
+/// What one tag removed leaves: the address from an offset on, or two pieces joined.
+enum Untagged {
+    From(usize),
+    Joined(Vec<u8>),
+}
+
+fn untag(a: &[u8]) -> Option<Untagged> {
+    let may_be_wild = match admit(a) {
+        Admission::Tagged(t) => {
+            return Some(match t.original.as_contiguous() {
+                Some(s) => Untagged::From(a.len() - s.len()),
+                None => Untagged::Joined(String::from(t.original).into_bytes()),
+            })
+        }
+        Admission::Malformed(p) => p.is_tag_problem(),
+        Admission::Untagged(_) => true,
+        Admission::Null => false,
+    };
+    let text = std::str::from_utf8(a).ok().filter(|_| may_be_wild)?;
+    wire::strip_wild(text).map(|s| Untagged::From(a.len() - s.len()))
+}
+
 /// Whether an address carries a well-formed `prvs=` tag (either wire form), verified or not.
-pub fn is_tagged(address: &str) -> bool {
-    matches!(wire::parse(address), Ok(Some(_)))
+pub fn is_tagged<A: AsRef<[u8]> + ?Sized>(address: &A) -> bool {
+    matches!(admit(address.as_ref()), Admission::Tagged(_))
+}
+
+/// The internals the fuzz targets and benchmarks check directly; not a stable API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::days::{day_number, expiry_stamp, remaining_days, within_window};
 }

@@ -1,12 +1,12 @@
-//! The bounce policy of SPEC section 7: one decision per recipient of one SMTP transaction.
+//! The bounce policy (docs/scheme.md, "Bounce policy"): one decision per recipient of one SMTP
+//! transaction.
 
-use crate::days;
-use crate::error::{Outcome, VerifyError};
-use crate::keyring::Keyring;
-use crate::wire;
+use crate::address::{admit, Admission};
+use crate::error::{Outcome, PolicyError, VerifyError};
+use crate::keys::Keyring;
 use core::fmt;
 
-/// Why a recipient was accepted or rejected; the word is the same in every binding.
+/// Why a recipient was accepted or rejected; the same word in every face.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// The recipient carries a valid tag.
@@ -17,7 +17,7 @@ pub enum Reason {
     NotBounce,
     /// A bounce to an untagged recipient: the joe-job case.
     Untagged,
-    /// The recipient's tag is malformed.
+    /// The recipient is not an address, or its tag is malformed.
     Malformed,
     /// The recipient's tag names a key that is not in the keyring.
     UnknownKey,
@@ -28,23 +28,46 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The reason word: `valid`, `exempt`, `not-bounce`, or an outcome word of section 6.
+    /// Every reason, accepting ones first.
+    pub const ALL: [Reason; 8] = [
+        Reason::Valid,
+        Reason::Exempt,
+        Reason::NotBounce,
+        Reason::Untagged,
+        Reason::Malformed,
+        Reason::UnknownKey,
+        Reason::BadSignature,
+        Reason::Expired,
+    ];
+
+    /// The reason word: `valid`, `exempt`, `not-bounce`, or an outcome word.
     pub const fn as_str(self) -> &'static str {
         match self {
-            Reason::Valid => "valid",
             Reason::Exempt => "exempt",
             Reason::NotBounce => "not-bounce",
-            Reason::Untagged => "untagged",
-            Reason::Malformed => "malformed",
-            Reason::UnknownKey => "unknown-key",
-            Reason::BadSignature => "bad-signature",
-            Reason::Expired => "expired",
+            r => match r.outcome() {
+                Some(o) => o.as_str(),
+                None => "",
+            },
         }
+    }
+
+    /// The verification outcome this reason stands for (`None` for `exempt`, `not-bounce`).
+    pub const fn outcome(self) -> Option<Outcome> {
+        Some(match self {
+            Reason::Valid => Outcome::Valid,
+            Reason::Untagged => Outcome::Untagged,
+            Reason::Malformed => Outcome::Malformed,
+            Reason::UnknownKey => Outcome::UnknownKey,
+            Reason::BadSignature => Outcome::BadSignature,
+            Reason::Expired => Outcome::Expired,
+            Reason::Exempt | Reason::NotBounce => return None,
+        })
     }
 
     /// Whether this reason rejects the recipient (outside monitor mode).
     pub const fn rejects(self) -> bool {
-        !matches!(self, Reason::Valid | Reason::Exempt | Reason::NotBounce)
+        self.smtp_reply().is_some()
     }
 
     /// The SMTP reply for a rejecting reason.
@@ -53,7 +76,7 @@ impl Reason {
             Reason::Untagged => {
                 "550 5.7.1 Bounce rejected: this address did not send the original message (no BATV tag)"
             }
-            Reason::Malformed => "550 5.7.1 Bounce rejected: malformed BATV tag",
+            Reason::Malformed => "550 5.7.1 Rejected: malformed address or BATV tag",
             Reason::UnknownKey => "550 5.7.1 Bounce rejected: BATV tag signed with an unknown key",
             Reason::BadSignature => "550 5.7.1 Bounce rejected: invalid BATV signature",
             Reason::Expired => "550 5.7.1 Bounce rejected: BATV tag has expired",
@@ -61,14 +84,13 @@ impl Reason {
         })
     }
 
-    fn from_outcome(o: Outcome) -> Reason {
-        match o {
-            Outcome::Valid => Reason::Valid,
-            Outcome::Untagged => Reason::Untagged,
-            Outcome::Malformed => Reason::Malformed,
-            Outcome::UnknownKey => Reason::UnknownKey,
-            Outcome::BadSignature => Reason::BadSignature,
-            Outcome::Expired => Reason::Expired,
+    fn from_error(e: VerifyError) -> Reason {
+        match e {
+            VerifyError::Untagged => Reason::Untagged,
+            VerifyError::Malformed(_) => Reason::Malformed,
+            VerifyError::UnknownKey(_) => Reason::UnknownKey,
+            VerifyError::BadSignature => Reason::BadSignature,
+            VerifyError::Expired => Reason::Expired,
         }
     }
 }
@@ -80,14 +102,15 @@ impl fmt::Display for Reason {
 }
 
 /// The decision for one recipient.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Verdict {
     /// Whether to accept the recipient (always true in monitor mode).
     pub accepted: bool,
-    /// Why.
+    /// Why; in monitor mode, why it would have been rejected.
     pub reason: Reason,
-    /// The address to deliver to: the original address for a tagged recipient, the recipient
-    /// itself otherwise; `None` when rejected.
+    /// The address to deliver to: the original address of a tagged recipient, the recipient
+    /// itself otherwise, in monitor mode the recipient without its tags. `None` when rejected,
+    /// and for a monitored recipient that is not an address (docs/scheme.md, "Admission").
     pub deliver_to: Option<String>,
     /// The SMTP reply for a reject (`550 5.7.1 ...`); `None` when accepted.
     pub smtp_reply: Option<&'static str>,
@@ -97,59 +120,45 @@ pub struct Verdict {
 
 /// One exemption: `user@domain`, `@domain` or `user@`, compared case-insensitively.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Exemption {
+struct Exemption {
     local: Option<String>,
     domain: Option<String>,
 }
 
 impl Exemption {
-    /// Parses an exemption pattern. It must contain `@` and something beside it.
-    pub fn parse(pattern: &str) -> Result<Exemption, PolicyError> {
+    fn parse(pattern: &str) -> Result<Exemption, PolicyError> {
         let at = pattern.rfind('@').ok_or(PolicyError::BadExemption)?;
         let (local, domain) = (&pattern[..at], &pattern[at + 1..]);
-        if (local.is_empty() && domain.is_empty()) || pattern.bytes().any(wire::is_forbidden) {
+        if (local.is_empty() && domain.is_empty()) || pattern.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(PolicyError::BadExemption);
         }
-        let part = |s: &str| (!s.is_empty()).then(|| s.to_ascii_lowercase());
+        let part = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         Ok(Exemption { local: part(local), domain: part(domain) })
     }
 
-    fn matches(&self, local: &str, domain: &str) -> bool {
-        self.local.as_deref().is_none_or(|l| l.eq_ignore_ascii_case(local))
-            && self.domain.as_deref().is_none_or(|d| d.eq_ignore_ascii_case(domain))
+    fn matches(&self, local: &[u8], domain: &[u8]) -> bool {
+        let same = |want: &Option<String>, got: &[u8]| {
+            want.as_deref().is_none_or(|w| w.as_bytes().eq_ignore_ascii_case(got))
+        };
+        same(&self.local, local) && same(&self.domain, domain)
     }
 }
 
-/// A policy configuration that cannot be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PolicyError {
-    /// An exemption is not `user@domain`, `@domain` or `user@`.
-    BadExemption,
-    /// A bounce local part is empty or contains `@`.
-    BadBounceLocalPart,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PolicyError::BadExemption => {
-                "an exemption must be user@domain, @domain or user@ (with no control characters)"
-            }
-            PolicyError::BadBounceLocalPart => {
-                "a bounce local part must be non-empty and contain no '@'"
-            }
-        })
+/// The local part and domain of an address's octets, split at the last `@`.
+fn split(address: &[u8]) -> (&[u8], &[u8]) {
+    match address.iter().rposition(|&b| b == b'@') {
+        Some(at) => (&address[..at], &address[at + 1..]),
+        None => (address, b""),
     }
 }
-
-impl std::error::Error for PolicyError {}
 
 /// The bounce policy: exemptions, which senders are bounces, and monitor mode.
 ///
 /// ```
 /// use batv_core::{Keyring, Policy};
 /// let keys = Keyring::parse("key 1 hmac-sha256 text:secret\n").unwrap();
-/// let policy = Policy::new().exempt("dmarc-reports@example.com").unwrap();
+/// let mut policy = Policy::default();
+/// policy.add_exempt("dmarc-reports@example.com").unwrap();
 /// let now = 1_795_700_000;
 /// let v = policy.check(&keys, "", "user@example.com", now);
 /// assert!(!v.accepted);
@@ -161,30 +170,34 @@ impl std::error::Error for PolicyError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     exemptions: Vec<Exemption>,
-    bounce_local_parts: Vec<String>,
+    /// `None`: [`DEFAULT_BOUNCE_LOCAL_PARTS`].
+    bounce_local_parts: Option<Vec<String>>,
     monitor: bool,
 }
 
+/// The local parts whose senders are bounces by default, besides the null sender.
+pub const DEFAULT_BOUNCE_LOCAL_PARTS: [&str; 1] = ["mailer-daemon"];
+
 impl Default for Policy {
     fn default() -> Self {
-        Policy::new()
+        Policy::DEFAULT
     }
 }
 
 impl Policy {
-    /// No exemptions, `mailer-daemon` as the only bounce local part, monitor mode off.
-    pub fn new() -> Policy {
-        Policy { exemptions: Vec::new(), bounce_local_parts: vec!["mailer-daemon".into()], monitor: false }
-    }
+    /// No exemptions, `mailer-daemon` as the only bounce local part, monitor mode off. A
+    /// constant, so a `static` can hold it.
+    pub const DEFAULT: Policy = Policy { exemptions: Vec::new(), bounce_local_parts: None, monitor: false };
 
     /// Adds an exemption (`user@domain`, `@domain` or `user@`).
-    pub fn exempt(mut self, pattern: &str) -> Result<Policy, PolicyError> {
+    pub fn add_exempt(&mut self, pattern: &str) -> Result<(), PolicyError> {
         self.exemptions.push(Exemption::parse(pattern)?);
-        Ok(self)
+        Ok(())
     }
 
-    /// Replaces the local parts whose senders count as bounces (besides the null sender).
-    pub fn bounce_local_parts<I, S>(mut self, parts: I) -> Result<Policy, PolicyError>
+    /// Replaces the local parts whose senders count as bounces besides the null sender. On an
+    /// error the policy is unchanged.
+    pub fn set_bounce_local_parts<I, S>(&mut self, parts: I) -> Result<(), PolicyError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -195,16 +208,15 @@ impl Policy {
             if p.is_empty() || p.contains('@') {
                 return Err(PolicyError::BadBounceLocalPart);
             }
-            v.push(p.to_ascii_lowercase());
+            v.push(p.to_owned());
         }
-        self.bounce_local_parts = v;
-        Ok(self)
+        self.bounce_local_parts = Some(v);
+        Ok(())
     }
 
     /// Monitor mode: every reject becomes an accept, and the verdict keeps its reason.
-    pub fn monitor(mut self, on: bool) -> Policy {
+    pub fn set_monitor(&mut self, on: bool) {
         self.monitor = on;
-        self
     }
 
     /// Whether monitor mode is on.
@@ -212,64 +224,100 @@ impl Policy {
         self.monitor
     }
 
-    /// Whether a sender is a bounce: the null sender (`""` or `<>`), or one of the bounce local
-    /// parts at any domain (ASCII case-insensitive).
-    pub fn is_bounce(&self, sender: &str) -> bool {
-        if sender.is_empty() || sender == "<>" {
+    /// The local parts whose senders count as bounces besides the null sender.
+    pub fn bounce_local_parts(&self) -> impl Iterator<Item = &str> {
+        let (set, default) = match &self.bounce_local_parts {
+            Some(v) => (v.as_slice(), &[][..]),
+            None => (&[][..], &DEFAULT_BOUNCE_LOCAL_PARTS[..]),
+        };
+        set.iter().map(String::as_str).chain(default.iter().copied())
+    }
+
+    /// Whether a sender is a bounce: the null sender, or a bounce local part at any domain
+    /// (ASCII case-insensitive).
+    pub fn is_bounce<A: AsRef<[u8]> + ?Sized>(&self, sender: &A) -> bool {
+        let sender = sender.as_ref();
+        if admit(sender) == Admission::Null {
             return true;
         }
-        let local = sender.rfind('@').map_or(sender, |at| &sender[..at]);
-        self.bounce_local_parts.iter().any(|p| p.eq_ignore_ascii_case(local))
+        let (local, _) = split(sender);
+        self.bounce_local_parts().any(|p| p.as_bytes().eq_ignore_ascii_case(local))
     }
 
     /// Whether an untagged recipient is exempt.
-    pub fn is_exempt(&self, recipient: &str) -> bool {
-        let (local, domain) = match recipient.rfind('@') {
-            Some(at) => (&recipient[..at], &recipient[at + 1..]),
-            None => (recipient, ""),
-        };
+    pub fn is_exempt<A: AsRef<[u8]> + ?Sized>(&self, recipient: &A) -> bool {
+        let (local, domain) = split(recipient.as_ref());
         self.exemptions.iter().any(|e| e.matches(local, domain))
     }
 
     /// Decides one recipient as of `now` (Unix seconds).
-    pub fn check(&self, keyring: &Keyring, sender: &str, recipient: &str, now: i64) -> Verdict {
-        let reason = match keyring.verify_at(recipient, now) {
-            Ok(original) => {
-                return Verdict {
-                    accepted: true,
-                    reason: Reason::Valid,
-                    deliver_to: Some(original.into()),
-                    smtp_reply: None,
-                    monitored: false,
-                }
-            }
-            Err(VerifyError::Untagged) if self.is_exempt(recipient) => Reason::Exempt,
-            Err(VerifyError::Untagged) if !self.is_bounce(sender) => Reason::NotBounce,
-            Err(e) => Reason::from_outcome(e.outcome()),
+    pub fn check<S, R>(&self, keyring: &Keyring, sender: &S, recipient: &R, now: i64) -> Verdict
+    where
+        S: AsRef<[u8]> + ?Sized,
+        R: AsRef<[u8]> + ?Sized,
+    {
+        match self.check_with(Ok::<_, core::convert::Infallible>(keyring), sender, recipient, now) {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Policy::check`] with a keyring that may be unusable (a file that could not be loaded):
+    /// what needs no key is decided anyway (ordinary mail and exempt recipients are accepted),
+    /// and every other decision, each that could reject, gives back the keyring's error, on
+    /// which the mail server tempfails.
+    pub fn check_with<E, S, R>(
+        &self,
+        keyring: Result<&Keyring, E>,
+        sender: &S,
+        recipient: &R,
+        now: i64,
+    ) -> Result<Verdict, E>
+    where
+        S: AsRef<[u8]> + ?Sized,
+        R: AsRef<[u8]> + ?Sized,
+    {
+        let recipient = recipient.as_ref();
+        let accept = |reason, to: &str| Verdict {
+            accepted: true,
+            reason,
+            deliver_to: Some(to.to_owned()),
+            smtp_reply: None,
+            monitored: false,
         };
-        if !reason.rejects() {
-            return Verdict {
-                accepted: true,
-                reason,
-                deliver_to: Some(recipient.to_string()),
-                smtp_reply: None,
-                monitored: false,
+        if let Admission::Null | Admission::Untagged(_) = admit(recipient) {
+            let reason = if self.is_exempt(recipient) {
+                Some(Reason::Exempt)
+            } else {
+                (!self.is_bounce(sender)).then_some(Reason::NotBounce)
             };
+            if let Some(reason) = reason {
+                // Untagged, so admitted as text.
+                return Ok(accept(reason, std::str::from_utf8(recipient).unwrap_or_default()));
+            }
         }
+        let error = match keyring?.verify_at(recipient, now) {
+            Ok(original) => return Ok(accept(Reason::Valid, &String::from(original))),
+            Err(e) => e,
+        };
+        let reason = Reason::from_error(error);
         if self.monitor {
-            return Verdict {
-                accepted: true,
-                reason,
-                deliver_to: Some(crate::strip(recipient).into_owned()),
-                smtp_reply: None,
-                monitored: true,
+            // What is not an address has none to deliver to; a bad tag, the address behind it.
+            let deliver_to = match error {
+                VerifyError::Malformed(p) if !p.is_tag_problem() => None,
+                _ => std::str::from_utf8(&crate::strip(recipient)).ok().map(str::to_owned),
             };
+            return Ok(Verdict { accepted: true, reason, deliver_to, smtp_reply: None, monitored: true });
         }
-        Verdict { accepted: false, reason, deliver_to: None, smtp_reply: reason.smtp_reply(), monitored: false }
+        Ok(Verdict { accepted: false, reason, deliver_to: None, smtp_reply: reason.smtp_reply(), monitored: false })
     }
 
     /// [`Policy::check`] with the system clock.
-    pub fn check_now(&self, keyring: &Keyring, sender: &str, recipient: &str) -> Verdict {
-        self.check(keyring, sender, recipient, days::unix_now())
+    pub fn check_now<S, R>(&self, keyring: &Keyring, sender: &S, recipient: &R) -> Verdict
+    where
+        S: AsRef<[u8]> + ?Sized,
+        R: AsRef<[u8]> + ?Sized,
+    {
+        self.check(keyring, sender, recipient, crate::days::unix_now())
     }
 }

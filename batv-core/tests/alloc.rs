@@ -1,57 +1,16 @@
-//! The caller-buffer paths never touch the heap (issue 6): `sign_into`, `verify_at`,
-//! `status_at` and `Original::copy_to`, for both schemes, every wire form and every outcome,
-//! error paths included. These are what the C library and the Exim functions call per message.
+//! The caller-buffer paths never touch the heap: `sign_into`, `verify_at`, `status_at` and
+//! `Original::copy_to`, for both schemes, every wire form and every outcome, error paths
+//! included. These are what the C library and the Exim functions call per message.
 //!
-//! A counting global allocator counts allocations made by the current thread only (a
-//! thread-local counter), so the test harness's other threads cannot disturb it; a first test
-//! proves that the counter does see an allocation.
+//! The counting allocator counts the current thread's allocations only, so the harness's other
+//! threads cannot disturb it; a first test proves that it does see an allocation.
 
 use batv_core::{Keyring, Outcome, SignError, Signed, SIGNED_MAX};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use batv_test_support::{allocations_in, Counting};
 use std::hint::black_box;
-
-struct Counting;
-
-thread_local! {
-    // `const` initialisation: no lazy set-up, so reading it never allocates.
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: during thread teardown the counter may be gone; nothing to count then.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every method forwards to the system allocator unchanged; counting has no effect on
-// the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Heap allocations (alloc, alloc_zeroed, realloc) that `f` makes on this thread.
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let before = ALLOCATIONS.with(Cell::get);
-    let r = f();
-    (ALLOCATIONS.with(Cell::get) - before, r)
-}
 
 /// 2026-11-26 12:53 UTC.
 const NOW: i64 = 1_795_700_000;
@@ -169,7 +128,7 @@ fn verify_at_and_copy_to_never_allocate() {
     let mut valid = 0;
     for (scheme, keys) in keyrings() {
         for address in addresses() {
-            let signed = keys.sign_at(&address, NOW).unwrap().into_owned();
+            let signed = keys.sign_at(&address, NOW).unwrap();
             let mut out = [0u8; SIGNED_MAX];
             let (n, len) = allocations_in(|| {
                 let original = keys.verify_at(black_box(&signed), NOW).expect("valid");
@@ -200,12 +159,11 @@ fn verify_at_and_copy_to_never_allocate() {
 fn every_outcome_is_reached_without_allocating() {
     let keys = Keyring::parse(KEYS).unwrap();
     let sha1 = Keyring::parse(&KEYS.replace("sign-key 1", "sign-key 0")).unwrap();
-    let tagged = keys.sign_at("user@example.com", NOW).unwrap().into_owned();
+    let tagged = keys.sign_at("user@example.com", NOW).unwrap();
     // Signed lower-case (as Exim does); it comes back in other cases.
     let tagged_sha1 = sha1
         .sign_at("frank.thomas@example.com", NOW)
-        .unwrap()
-        .into_owned();
+        .unwrap();
     let mut bad_sig = tagged.clone().into_bytes();
     bad_sig[10] = if bad_sig[10] == b'0' { b'1' } else { b'0' };
     let bad_sig = String::from_utf8(bad_sig).unwrap();
@@ -243,8 +201,7 @@ fn every_outcome_is_reached_without_allocating() {
     };
     let quoted = keys
         .sign_at("\"john doe\"@example.com", NOW)
-        .unwrap()
-        .into_owned();
+        .unwrap();
     // The old form and the quoted form: originals in two pieces.
     for (address, now, want) in cases.into_iter().chain([
         (old_form, NOW, Outcome::Valid),
@@ -276,8 +233,7 @@ fn copy_to_a_small_buffer_reports_the_size_without_allocating() {
     let keys = Keyring::parse(KEYS).unwrap();
     let signed = keys
         .sign_at("\"john doe\"@example.com", NOW)
-        .unwrap()
-        .into_owned();
+        .unwrap();
     let original = keys.verify_at(&signed, NOW).unwrap();
     let mut small = [0u8; 4];
     let (n, r) = allocations_in(|| original.copy_to(&mut small));

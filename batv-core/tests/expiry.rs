@@ -1,4 +1,4 @@
-//! Exhaustive expiry (SPEC section 4): every day of the 1000-day cycle as the signing day,
+//! Exhaustive expiry (docs/scheme.md, "Days"): every day of the 1000-day cycle as the signing day,
 //! lifetimes 1 to 30 and skews 0 to 2, checked day by day against an independent model, across
 //! the wraparound at every multiple of 1000 days.
 
@@ -29,7 +29,7 @@ fn every_day_of_the_cycle_every_lifetime_and_skew() {
                 let signed_day = cycle_start + cycle_day;
                 // Any second of the day signs the same tag.
                 let now = signed_day * DAY + (cycle_day * 7919) % DAY;
-                let tag = keys.sign_at("user@example.com", now).unwrap().into_owned();
+                let tag = keys.sign_at("user@example.com", now).unwrap();
                 let stamp: i64 = tag[6..9].parse().unwrap();
                 assert_eq!(stamp, (signed_day + i64::from(lifetime)) % 1000);
                 // Days from well before signing to well after expiry, at both ends of each day.
@@ -59,11 +59,11 @@ fn every_day_of_the_cycle_every_lifetime_and_skew() {
 fn wraparound_stamp_999_expires() {
     let keys = Keyring::with_key(Key::new(1, Scheme::HmacSha1, b"secret").unwrap());
     let signed_day = 20_992i64; // cycle day 992; 992 + 7 = 999
-    let tag = keys.sign_at("bob@example.com", signed_day * DAY).unwrap().into_owned();
+    let tag = keys.sign_at("bob@example.com", signed_day * DAY).unwrap();
     assert_eq!(&tag[5..9], "1999");
     assert_eq!(keys.status_at(&tag, (signed_day + 7) * DAY + DAY - 1), Outcome::Valid);
     // From day +999 the stamp means the next cycle's day 999: the 1000-day reuse is inherent in
-    // a three-digit stamp (SPEC section 4), so the check stops there.
+    // a three-digit stamp (docs/scheme.md, "Days"), so the check stops there.
     for later in 8..999 {
         assert_eq!(keys.status_at(&tag, (signed_day + later) * DAY), Outcome::Expired, "day +{later}");
     }
@@ -75,7 +75,7 @@ fn wraparound_stamp_999_expires() {
 fn far_future_stamp_is_expired() {
     let keys = Keyring::parse("lifetime-days 7\nskew-days 1\nkey 2 hmac-sha256 text:s\n").unwrap();
     let now = 20_100 * DAY;
-    let ahead = |days: i64| keys.sign_at("a@example.com", now + days * DAY).unwrap().into_owned();
+    let ahead = |days: i64| keys.sign_at("a@example.com", now + days * DAY).unwrap();
     assert_eq!(keys.status_at(&ahead(1), now), Outcome::Valid); // stamp 8 days ahead
     assert_eq!(keys.status_at(&ahead(2), now), Outcome::Expired); // stamp 9 days ahead
 }

@@ -1,8 +1,8 @@
-//! The keyring file (SPEC section 8): every error names its line and what is wrong, never the
+//! The keyring file (docs/scheme.md, "Keyring file"): every error names its line and what is wrong, never the
 //! secret; the permission check; generation; rotation; and the round trip through the file text.
 
 use batv_core::{Keyring, KeyringErrorKind as K, Outcome, Scheme};
-use std::path::PathBuf;
+use batv_test_support::TempDir;
 
 const GOOD_B64: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 
@@ -101,18 +101,13 @@ fn hex_and_base64_secrets_decode() {
     assert_eq!(b64.sign_at("u@example.com", 0).unwrap(), reference.sign_at("u@example.com", 0).unwrap());
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("batv-core-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("batv.keys")
-}
 
 #[cfg(unix)]
 #[test]
 fn load_refuses_files_other_users_can_read_or_write() {
     use std::os::unix::fs::PermissionsExt;
-    let path = scratch("perms");
-    std::fs::write(&path, "key 1 hmac-sha256 text:perm secret\n").unwrap();
+    let dir = TempDir::new("perms");
+    let path = dir.write_private("batv.keys", "key 1 hmac-sha256 text:perm secret\n");
     for (mode, ok) in [(0o600, true), (0o400, true), (0o640, true), (0o644, false), (0o660, false), (0o602, false), (0o666, false)] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         match Keyring::load(&path) {
@@ -126,15 +121,12 @@ fn load_refuses_files_other_users_can_read_or_write() {
             }
         }
     }
-    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[test]
 fn load_errors_name_the_file_and_line() {
-    let path = scratch("lines");
-    std::fs::write(&path, "# ok\nkey 1 hmac-sha256 text:a\nsign-key 9\n").unwrap();
-    #[cfg(unix)]
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let dir = TempDir::new("lines");
+    let path = dir.write_private("batv.keys", "# ok\nkey 1 hmac-sha256 text:a\nsign-key 9\n");
     let e = Keyring::load(&path).unwrap_err();
     assert_eq!(e.to_string(), format!("keyring {} line 3: sign-key 9 names a key that is not defined", path.display()));
 
@@ -149,7 +141,6 @@ fn load_errors_name_the_file_and_line() {
 
     let e = Keyring::load(path.parent().unwrap()).unwrap_err();
     assert_eq!(e.kind, K::NotAFile);
-    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[test]
@@ -157,7 +148,7 @@ fn generated_keyrings_round_trip_through_the_file_text() {
     let a = Keyring::generate().unwrap();
     let b = Keyring::generate().unwrap();
     let now = 1_795_700_000;
-    let t = a.sign_at("user@example.com", now).unwrap().into_owned();
+    let t = a.sign_at("user@example.com", now).unwrap();
     // 32 random bytes: two generations differ.
     assert_eq!(b.status_at(&t, now), Outcome::BadSignature);
     let text = a.to_file_text();
@@ -173,16 +164,16 @@ fn generated_keyrings_round_trip_through_the_file_text() {
 fn rotation_adds_the_next_key_and_keeps_the_old_one_verifying() {
     let now = 1_795_700_000;
     let old = Keyring::parse("key 8 hmac-sha1 text:old key\n").unwrap();
-    let old_tag = old.sign_at("user@example.com", now).unwrap().into_owned();
-    let new = old.rotated().unwrap();
+    let old_tag = old.sign_at("user@example.com", now).unwrap();
+    let new = old.rotated(1_795_700_000).unwrap();
     assert_eq!(new.signing_key().number(), 9);
     assert_eq!(new.signing_key().scheme(), Scheme::HmacSha1);
     assert_eq!(new.status_at(&old_tag, now), Outcome::Valid);
-    let new_tag = new.sign_at("user@example.com", now).unwrap().into_owned();
+    let new_tag = new.sign_at("user@example.com", now).unwrap();
     assert!(new_tag.starts_with("prvs=9"));
     assert_eq!(old.status_at(&new_tag, now), Outcome::UnknownKey);
     // 9 wraps to 0; the file text keeps the text: secret as text.
-    let wrapped = new.rotated().unwrap();
+    let wrapped = new.rotated(1_795_700_000).unwrap();
     assert_eq!(wrapped.signing_key().number(), 0);
     let text = wrapped.to_file_text();
     assert!(text.contains("key 8 hmac-sha1 text:old key\n"));
@@ -194,17 +185,122 @@ fn rotation_adds_the_next_key_and_keeps_the_old_one_verifying() {
 fn rotation_to_another_scheme_signs_with_it_and_keeps_the_old_key() {
     let now = 1_795_700_000;
     let old = Keyring::parse("key 0 hmac-sha1 text:shared with exim\n").unwrap();
-    let old_tag = old.sign_at("User@Example.com", now).unwrap().into_owned();
-    let new = old.rotated_with(Scheme::HmacSha256).unwrap();
+    let old_tag = old.sign_at("User@Example.com", now).unwrap();
+    let new = old.rotated_with(Scheme::HmacSha256, 1_795_700_000).unwrap();
     assert_eq!(new.signing_key().number(), 1);
     assert_eq!(new.signing_key().scheme(), Scheme::HmacSha256);
     assert_eq!(new.key(0).unwrap().scheme(), Scheme::HmacSha1);
     assert_eq!(new.status_at(&old_tag, now), Outcome::Valid);
     // The new key really is hmac-sha256: it signs the lower-cased address, so a relay that
     // upper-cases the tag and the address does not break it.
-    let tag = new.sign_at("User@Example.com", now).unwrap().into_owned();
+    let tag = new.sign_at("User@Example.com", now).unwrap();
     assert!(tag.starts_with("prvs=1"), "{tag}");
     assert_eq!(new.status_at(&tag.to_ascii_uppercase().replacen("PRVS=", "prvs=", 1), now), Outcome::Valid);
     // And the same scheme again is what `rotated` does.
-    assert_eq!(new.rotated_with(Scheme::HmacSha256).unwrap().signing_key().scheme(), Scheme::HmacSha256);
+    assert_eq!(new.rotated_with(Scheme::HmacSha256, 1_795_700_000).unwrap().signing_key().scheme(), Scheme::HmacSha256);
+}
+
+#[test]
+fn rotation_adds_exactly_one_signing_key_and_changes_nothing_else() {
+    let now = 1_795_700_000;
+    let old = Keyring::parse(
+        "lifetime-days 12\nskew-days 3\nsign-key 4\nkey 4 hmac-sha256 text:four\nkey 7 hmac-sha1 text:seven\nkey 5 hmac-sha256 hex:000102030405060708090a0b0c0d0e0f\n",
+    )
+    .unwrap();
+    for new in [old.rotated(1_795_700_000).unwrap(), old.rotated_with(Scheme::HmacSha1, 1_795_700_000).unwrap()] {
+        assert_eq!((new.lifetime_days(), new.skew_days()), (12, 3));
+        assert_eq!(new.signing_key().number(), old.next_key_number());
+        // Key 5 was under the next number: the one key replaced, which the keyring says.
+        assert_eq!(old.rotation_replaces(), Some(5));
+        assert_eq!(new.keys().map(|k| k.number()).collect::<Vec<_>>(), [4, 5, 7]);
+        for kept in [4, 7] {
+            let alone = Keyring::with_key(old.key(kept).unwrap().clone()).with_lifetime_days(12).unwrap();
+            let tag = alone.sign_at("rotation@example.com", now).unwrap();
+            assert_eq!(new.status_at(&tag, now), Outcome::Valid, "key {kept} still verifies");
+        }
+        let five = Keyring::with_key(old.key(5).unwrap().clone()).with_lifetime_days(12).unwrap();
+        let tag = five.sign_at("rotation@example.com", now).unwrap();
+        assert_eq!(new.status_at(&tag, now), Outcome::BadSignature, "the replaced key 5 no longer verifies");
+    }
+}
+
+#[test]
+fn staged_rotation_adds_promotes_and_prunes() {
+    const DAY: i64 = 86_400;
+    let t0 = 1_795_700_000; // 2026-11-26
+    let old = Keyring::parse("key 1 hmac-sha256 text:the first key\n").unwrap();
+    let old_tag = old.sign_at("user@example.com", t0).unwrap();
+
+    // Added: key 2 verifies what it will sign, key 1 still signs.
+    let added = old.added(Scheme::HmacSha256, t0).unwrap();
+    assert_eq!(added.signing_key().number(), 1);
+    assert_eq!(added.sign_at("user@example.com", t0).unwrap(), old_tag);
+    assert_eq!(added.keys().map(|k| k.number()).collect::<Vec<_>>(), [1, 2]);
+    // A second addition would take key 2's number while it has not signed: refused.
+    let e = added.added(Scheme::HmacSha256, t0).unwrap_err();
+    assert_eq!(e.kind, K::NextKeyInUse { number: 2, until: None });
+    assert!(e.to_string().contains("--promote 2"), "{e}");
+
+    // Promoted a day later: key 2 signs, key 1 is recorded as having stopped that day.
+    let promoted = added.promoted(2, t0 + DAY).unwrap();
+    let new_tag = promoted.sign_at("user@example.com", t0 + DAY).unwrap();
+    assert!(new_tag.starts_with("prvs=2"));
+    assert_eq!(added.status_at(&new_tag, t0 + DAY), Outcome::Valid, "hosts not yet promoted verify it");
+    assert_eq!(promoted.status_at(&old_tag, t0 + DAY), Outcome::Valid);
+    let stopped = promoted.key(1).unwrap().stopped_signing().unwrap();
+    assert_eq!(stopped, (t0 + DAY).div_euclid(DAY));
+    assert_eq!(promoted.key(2).unwrap().stopped_signing(), None);
+    assert_eq!(added.promoted(7, t0).unwrap_err().kind, K::NoSuchKey(7));
+
+    // The record survives the file, and an older parser's error would name the directive.
+    let text = promoted.to_file_text();
+    assert!(text.contains("\nretired 1 2026-11-27\n"), "{}", text.lines().filter(|l| !l.starts_with("key")).collect::<Vec<_>>().join("|"));
+    let again = Keyring::parse(&text).unwrap();
+    assert_eq!(again.key(1).unwrap().stopped_signing(), Some(stopped));
+
+    // Pruned: not while a tag of key 1 may still verify (lifetime 7 + skew 1 days after its
+    // last signing day), and then it goes; the sign key and keys without a record stay.
+    let last_day = t0 + DAY + 8 * DAY;
+    assert!(!promoted.prunable(1, last_day));
+    // A tag key 1 made on its last day, by a signer whose clock ran a day ahead, verifies
+    // until then.
+    let ahead = added.sign_at("user@example.com", t0 + 2 * DAY).unwrap();
+    assert_eq!(promoted.status_at(&ahead, last_day), Outcome::Valid);
+    assert_eq!(promoted.pruned(last_day).keys().count(), 2);
+    let pruned = promoted.pruned(last_day + DAY);
+    assert_eq!(pruned.keys().map(|k| k.number()).collect::<Vec<_>>(), [2]);
+    // Now key 3's slot is free and key 1's may be reused after the window.
+    assert!(pruned.added(Scheme::HmacSha1, last_day + DAY).is_ok());
+}
+
+#[test]
+fn retired_lines_are_checked() {
+    let two = "sign-key 2\nkey 1 hmac-sha256 text:a\nkey 2 hmac-sha256 text:b\n";
+    for (extra, line, kind) in [
+        ("retired 1 2026-13-01\n", 4, K::BadRetired),
+        ("retired 1\n", 4, K::BadRetired),
+        ("retired x 2026-11-26\n", 4, K::BadRetired),
+        ("retired 1 2026-11-26 extra\n", 4, K::BadRetired),
+        ("retired 1 2026-11-26\nretired 1 2026-11-27\n", 5, K::DuplicateSetting("retired for one key")),
+    ] {
+        let e = Keyring::parse(&format!("{two}{extra}")).unwrap_err();
+        assert_eq!((e.line, e.kind.clone()), (Some(line), kind), "{extra:?}: {e}");
+    }
+    assert!(Keyring::parse(&format!("{two}retired 1 2026-11-26 # comment\n")).is_ok());
+    // A record for the key that signs again, or for a key deleted by hand, is out of date:
+    // ignored, so that such an edit leaves a working keyring.
+    for stale in ["retired 2 2026-11-26\n", "retired 5 2026-11-26\n"] {
+        let ring = Keyring::parse(&format!("{two}{stale}")).unwrap();
+        assert!(ring.keys().all(|k| k.stopped_signing().is_none()), "{stale:?}");
+        assert!(!ring.to_file_text().contains("retired"));
+    }
+}
+
+#[test]
+fn a_word_with_a_control_character_is_not_shown() {
+    let e = Keyring::parse("\0key 1 hmac-sha256 text:x\n").unwrap_err();
+    assert_eq!(e.kind, K::UnknownDirective("(a word with a control character)".into()));
+    assert!(!e.to_string().bytes().any(|b| b < 0x20), "{e:?}");
+    let e = Keyring::parse("key 1 hmac\x1bsha1 text:x\n").unwrap_err();
+    assert_eq!(e.kind, K::UnknownScheme("(a word with a control character)".into()));
 }

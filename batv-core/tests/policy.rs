@@ -1,4 +1,5 @@
-//! The bounce policy (SPEC section 7), rule by rule, with exemptions and monitor mode.
+//! The bounce policy (docs/scheme.md, "Bounce policy"), rule by rule, with exemptions and
+//! monitor mode.
 
 use batv_core::{Keyring, Policy, Reason};
 
@@ -11,15 +12,15 @@ fn keys() -> Keyring {
 #[test]
 fn rule_1_tagged_recipients_are_verified_whatever_the_sender() {
     let k = keys();
-    let tagged = k.sign_at("user@example.com", NOW).unwrap().into_owned();
+    let tagged = k.sign_at("user@example.com", NOW).unwrap();
     for sender in ["", "<>", "MAILER-DAEMON@mx.example.net", "alice@example.net"] {
-        let v = Policy::new().check(&k, sender, &tagged, NOW);
+        let v = Policy::default().check(&k, sender, &tagged, NOW);
         assert!(v.accepted && v.reason == Reason::Valid, "{sender}: {v:?}");
         assert_eq!(v.deliver_to.as_deref(), Some("user@example.com"));
         assert_eq!(v.smtp_reply, None);
     }
     let other = Keyring::parse("key 1 hmac-sha256 text:another secret\n").unwrap();
-    let forged = other.sign_at("user@example.com", NOW).unwrap().into_owned();
+    let forged = other.sign_at("user@example.com", NOW).unwrap();
     let cases = [
         (forged.as_str(), Reason::BadSignature, NOW),
         (tagged.as_str(), Reason::Expired, NOW + 30 * 86_400),
@@ -29,7 +30,7 @@ fn rule_1_tagged_recipients_are_verified_whatever_the_sender() {
     for (rcpt, reason, now) in cases {
         // Even ordinary mail to a bad tag is rejected: nobody legitimately writes to one.
         for sender in ["", "alice@example.net"] {
-            let v = Policy::new().check(&k, sender, rcpt, now);
+            let v = Policy::default().check(&k, sender, rcpt, now);
             assert!(!v.accepted, "{rcpt}: {v:?}");
             assert_eq!(v.reason, reason);
             assert_eq!(v.deliver_to, None);
@@ -41,10 +42,10 @@ fn rule_1_tagged_recipients_are_verified_whatever_the_sender() {
 #[test]
 fn rules_2_to_4_for_untagged_recipients() {
     let k = keys();
-    let p = Policy::new()
-        .exempt("DMARC-Reports@Example.com").unwrap()
-        .exempt("@lists.example.org").unwrap()
-        .exempt("postmaster@").unwrap();
+    let mut p = Policy::default();
+    for pattern in ["DMARC-Reports@Example.com", "@lists.example.org", "postmaster@"] {
+        p.add_exempt(pattern).unwrap();
+    }
     let check = |sender: &str, rcpt: &str| p.check(&k, sender, rcpt, NOW);
 
     // Rule 2: exempt, in any case.
@@ -76,25 +77,33 @@ fn rules_2_to_4_for_untagged_recipients() {
 #[test]
 fn bounce_local_parts_are_configurable() {
     let k = keys();
-    let p = Policy::new().bounce_local_parts(["mailer-daemon", "Postmaster"]).unwrap();
+    let mut p = Policy::default();
+    assert_eq!(p.bounce_local_parts().collect::<Vec<_>>(), ["mailer-daemon"]);
+    p.set_bounce_local_parts(["mailer-daemon", "Postmaster"]).unwrap();
     assert!(!p.check(&k, "postmaster@mx.example.net", "user@example.com", NOW).accepted);
-    let none = Policy::new().bounce_local_parts(Vec::<String>::new()).unwrap();
+    let mut none = Policy::default();
+    none.set_bounce_local_parts(Vec::<String>::new()).unwrap();
     assert!(none.check(&k, "mailer-daemon@mx.example.net", "user@example.com", NOW).accepted);
-    // The null sender is always a bounce.
-    assert!(!none.check(&k, "", "user@example.com", NOW).accepted);
-    assert!(Policy::new().bounce_local_parts([""]).is_err());
-    assert!(Policy::new().bounce_local_parts(["a@b"]).is_err());
+    // The null sender is always a bounce, in each of its spellings.
+    for null in ["", "<>", "\"<>\""] {
+        assert!(!none.check(&k, null, "user@example.com", NOW).accepted, "{null}");
+    }
+    // A bad list leaves the policy as it was.
+    assert!(p.set_bounce_local_parts(["ok", ""]).is_err());
+    assert!(p.set_bounce_local_parts(["a@b"]).is_err());
+    assert!(!p.check(&k, "postmaster@mx.example.net", "user@example.com", NOW).accepted);
 }
 
 #[test]
 fn monitor_mode_accepts_but_keeps_the_verdict() {
     let k = keys();
-    let p = Policy::new().monitor(true);
+    let mut p = Policy::default();
+    p.set_monitor(true);
     let v = p.check(&k, "", "user@example.com", NOW);
     assert!(v.accepted && v.monitored);
     assert_eq!(v.reason, Reason::Untagged);
     assert_eq!(v.deliver_to.as_deref(), Some("user@example.com"));
-    let tagged = k.sign_at("user@example.com", NOW).unwrap().into_owned();
+    let tagged = k.sign_at("user@example.com", NOW).unwrap();
     let v = p.check(&k, "", &tagged, NOW + 30 * 86_400);
     assert!(v.accepted && v.monitored);
     assert_eq!(v.reason, Reason::Expired);
@@ -102,11 +111,56 @@ fn monitor_mode_accepts_but_keeps_the_verdict() {
     // Accepts that would have been accepted anyway are not marked.
     let v = p.check(&k, "", &tagged, NOW);
     assert!(v.accepted && !v.monitored);
+    // What is not text has no address to deliver to.
+    let v = p.check(&k, "", b"\xff@example.com", NOW);
+    assert!(v.accepted && v.monitored && v.deliver_to.is_none());
+    assert_eq!(v.reason, Reason::Malformed);
 }
 
 #[test]
 fn bad_exemptions_are_errors() {
+    let mut p = Policy::default();
     for bad in ["", "@", "user", "a\n@b"] {
-        assert!(Policy::new().exempt(bad).is_err(), "{bad:?}");
+        assert!(p.add_exempt(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(p, Policy::default(), "nothing was added");
+}
+
+#[test]
+fn what_is_not_an_address_is_rejected_as_malformed_whatever_the_sender() {
+    let k = keys();
+    let long = format!("{}@example.com", "a".repeat(250));
+    let cases: [&[u8]; 5] = [b"us\0er@example.com", b"\xfe@example.com", long.as_bytes(), b"<user@example.com>", b"a b@example.com"];
+    for rcpt in cases {
+        for sender in ["", "alice@example.net"] {
+            let v = Policy::default().check(&k, sender, rcpt, NOW);
+            assert!(!v.accepted && v.reason == Reason::Malformed, "{rcpt:?}: {v:?}");
+            assert_eq!(v.smtp_reply, Reason::Malformed.smtp_reply());
+        }
+    }
+}
+
+#[test]
+fn with_an_unusable_keyring_only_what_needs_no_key_is_decided() {
+    let k = keys();
+    let mut p = Policy::default();
+    p.add_exempt("dmarc@example.com").unwrap();
+    let broken: Result<&Keyring, &str> = Err("keyring missing");
+    let tagged = k.sign_at("user@example.com", NOW).unwrap();
+    // Ordinary mail and an exempt recipient are accepted without a key...
+    let v = p.check_with(broken, "friend@example.net", "user@example.com", NOW).unwrap();
+    assert!(v.accepted && v.reason == Reason::NotBounce);
+    let v = p.check_with(broken, "", "dmarc@example.com", NOW).unwrap();
+    assert!(v.accepted && v.reason == Reason::Exempt);
+    // ...and everything that could reject waits for the keyring, in monitor mode too.
+    for (sender, rcpt) in [("", "user@example.com"), ("friend@example.net", tagged.as_str()), ("", "prvs=x@example.com")] {
+        assert_eq!(p.check_with(broken, sender, rcpt, NOW), Err("keyring missing"), "{sender} {rcpt}");
+        p.set_monitor(true);
+        assert_eq!(p.check_with(broken, sender, rcpt, NOW), Err("keyring missing"), "monitor: {sender} {rcpt}");
+        p.set_monitor(false);
+    }
+    // With the keyring, the same answers as check.
+    for (sender, rcpt) in [("", "user@example.com"), ("", tagged.as_str()), ("friend@example.net", "user@example.com")] {
+        assert_eq!(p.check_with(Ok::<_, ()>(&k), sender, rcpt, NOW), Ok(p.check(&k, sender, rcpt, NOW)));
     }
 }

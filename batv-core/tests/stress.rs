@@ -1,5 +1,5 @@
-//! Concurrency stress (issue 7): 8 threads sign and verify with one keyring, got from the cached
-//! auto-reloading loader (`batv_core::cache`, what the Exim functions use), while another
+//! Concurrency stress: 8 threads sign and verify with one keyring, got from the cached
+//! auto-reloading loader (`CachedKeyring`, what the Exim functions and the milter use), while another
 //! thread keeps replacing the keyring file, alternating two keyrings with different keys.
 //!
 //! Every keyring a thread gets must be wholly one of the two: its signature equals what that
@@ -12,10 +12,10 @@
 //! operations (default 4000). The figures (threads x operations, replacements, reloads seen)
 //! are printed; run with `cargo test -p batv-core --test stress -- --nocapture` to see them.
 
-use batv_core::cache::{CachedKeyring, Clock};
-use batv_core::{Keyring, Outcome};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use batv_core::{CachedKeyring, Keyring, Outcome};
+use batv_test_support::TempDir;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -26,15 +26,6 @@ const ADDRESS: &str = "stress.user@example.com";
 const RING_A: &str = "lifetime-days 7\nkey 1 hmac-sha256 text:stress keyring A, key one\n";
 const RING_B: &str =
     "lifetime-days 7\nsign-key 2\nkey 2 hmac-sha256 text:stress keyring B, key two\nkey 3 hmac-sha1 text:stress B three\n";
-
-/// A clock on which the check interval has always passed: every `get` looks at the file, so
-/// the loader reloads as often as it possibly can.
-struct AlwaysDue(AtomicU64);
-impl Clock for AlwaysDue {
-    fn elapsed(&self) -> Duration {
-        Duration::from_secs(self.0.fetch_add(10, Ordering::Relaxed))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Which {
@@ -52,8 +43,8 @@ impl Expected {
     fn new() -> Expected {
         let a = Keyring::parse(RING_A).unwrap();
         let b = Keyring::parse(RING_B).unwrap();
-        let signed_a = a.sign_at(ADDRESS, NOW).unwrap().into_owned();
-        let signed_b = b.sign_at(ADDRESS, NOW).unwrap().into_owned();
+        let signed_a = a.sign_at(ADDRESS, NOW).unwrap();
+        let signed_b = b.sign_at(ADDRESS, NOW).unwrap();
         // Key 1's tag with one MAC digit changed: forged under A, unknown key under B.
         let mut forged = signed_a.clone().into_bytes();
         forged[14] = if forged[14] == b'0' { b'1' } else { b'0' };
@@ -103,20 +94,6 @@ fn private_file(path: &Path, text: &str) {
         .open(path)
         .unwrap();
     f.write_all(text.as_bytes()).unwrap();
-}
-
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dir(name: &str) -> Dir {
-    let d = std::env::temp_dir().join(format!("batv-stress-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
 }
 
 struct Figures {
@@ -238,11 +215,11 @@ fn run(cache: Arc<CachedKeyring>, replace: impl Fn(usize) + Send + 'static, erro
 fn eight_threads_while_the_keyring_file_is_replaced_by_rename() {
     // The way every tool should replace a keyring (and `batv keygen --rotate` does): write a
     // private temporary file beside it, then rename it over the old one.
-    let d = dir("rename");
-    let path = d.0.join("batv.keys");
+    let d = TempDir::new("stress-rename");
+    let path = d.join("batv.keys");
     private_file(&path, RING_A);
-    let cache = Arc::new(CachedKeyring::with_clock(&path, Arc::new(AlwaysDue(AtomicU64::new(0)))));
-    let (p, tmp) = (path.clone(), d.0.join("batv.keys.tmp"));
+    let cache = Arc::new(CachedKeyring::with_interval(&path, Duration::ZERO));
+    let (p, tmp) = (path.clone(), d.join("batv.keys.tmp"));
     let f = run(
         cache,
         move |i| {
@@ -274,10 +251,10 @@ fn eight_threads_while_the_keyring_file_is_rewritten_in_place() {
     // An administrator's `cat new > batv.keys` truncates and rewrites the file the loader reads.
     // A reader may then see an empty file: that is a keyring error, and the mail server
     // tempfails (451) for that moment, which is safe. It must never see a wrong keyring.
-    let d = dir("in-place");
-    let path = d.0.join("batv.keys");
+    let d = TempDir::new("stress-in-place");
+    let path = d.join("batv.keys");
     private_file(&path, RING_A);
-    let cache = Arc::new(CachedKeyring::with_clock(&path, Arc::new(AlwaysDue(AtomicU64::new(0)))));
+    let cache = Arc::new(CachedKeyring::with_interval(&path, Duration::ZERO));
     let p = path.clone();
     let f = run(cache, move |i| private_file(&p, if i % 2 == 0 { RING_A } else { RING_B }), true);
     println!(

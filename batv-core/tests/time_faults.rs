@@ -1,6 +1,6 @@
-//! Clock faults (issue 7): `now` at 0, negative, `i64::MIN`, `i64::MAX`, in the year 3000, and
+//! Clock faults: `now` at 0, negative, `i64::MIN`, `i64::MAX`, in the year 3000, and
 //! clocks that step backwards. Nothing may panic or overflow (these tests run with overflow
-//! checks on), and every answer must be the one SPEC section 4 gives.
+//! checks on), and every answer must be the one docs/scheme.md, "Days", gives.
 //!
 //! The expected day stamps are written out as literals, worked out by hand (and checked with
 //! Python's floor division): day = floor(now / 86400), DDD = (day + 7) mod 1000. The expected
@@ -18,7 +18,7 @@ fn sha1_ring() -> Keyring {
     Keyring::parse("lifetime-days 7\nskew-days 1\nkey 1 hmac-sha1 text:secret\n").unwrap()
 }
 
-/// The tag SPEC sections 2-3 give for key 1, hmac-sha1, secret "secret".
+/// The tag docs/scheme.md gives for key 1, hmac-sha1, secret "secret".
 fn expected(stamp: u16, address: &str) -> String {
     let kddd = format!("1{stamp:03}");
     let mut m = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(b"secret").unwrap();
@@ -66,7 +66,7 @@ fn signing_at_extreme_times_gives_the_spec_stamp() {
 fn verifying_at_extreme_times_follows_the_window() {
     let ring = sha1_ring();
     for &(what, now, _) in CASES {
-        let signed = ring.sign_at("user@example.com", now).unwrap().into_owned();
+        let signed = ring.sign_at("user@example.com", now).unwrap();
         // The same instant and the rest of the signing day: valid.
         assert_eq!(ring.status_at(&signed, now), Outcome::Valid, "{what}");
         assert_eq!(ring.verify_at(&signed, now).unwrap().to_string(), "user@example.com");
@@ -86,7 +86,7 @@ fn verifying_at_extreme_times_follows_the_window() {
             (-1, Outcome::Valid),
             (-2, Outcome::Expired),
             (500, Outcome::Expired),
-            (1000, Outcome::Valid), // the same stamp again, a whole cycle later (SPEC 4)
+            (1000, Outcome::Valid), // the same stamp again, a whole cycle later (docs/scheme.md, "Days")
         ] {
             if let Some(t) = start_of(offset) {
                 assert_eq!(ring.status_at(&signed, t), want, "{what}: day {offset:+}");
@@ -94,7 +94,7 @@ fn verifying_at_extreme_times_follows_the_window() {
         }
         // A policy decision at that instant: a bounce to the tag is accepted, to the plain
         // address rejected; nothing panics.
-        let policy = Policy::new();
+        let policy = Policy::default();
         let v = policy.check(&ring, "", &signed, now);
         assert!(v.accepted && v.reason == Reason::Valid, "{what}: {v:?}");
         let v = policy.check(&ring, "", "user@example.com", now);
@@ -105,15 +105,15 @@ fn verifying_at_extreme_times_follows_the_window() {
 #[test]
 fn the_two_ends_of_time_do_not_validate_each_other() {
     let ring = sha1_ring();
-    let at_min = ring.sign_at("user@example.com", i64::MIN).unwrap().into_owned();
-    let at_max = ring.sign_at("user@example.com", i64::MAX).unwrap().into_owned();
+    let at_min = ring.sign_at("user@example.com", i64::MIN).unwrap();
+    let at_max = ring.sign_at("user@example.com", i64::MAX).unwrap();
     // Stamp 706 seen on day ...300: (706 - 300) mod 1000 = 406 days ahead: expired.
     assert_eq!(ring.status_at(&at_min, i64::MAX), Outcome::Expired);
     // Stamp 307 seen on day ...699: (307 - 699) mod 1000 = 608: expired.
     assert_eq!(ring.status_at(&at_max, i64::MIN), Outcome::Expired);
     // A tag made on the epoch, checked in the year 3000 (day 376200, 200 mod 1000): stamp 7 is
     // (7 - 200) mod 1000 = 807 days ahead: expired.
-    let at_epoch = ring.sign_at("user@example.com", 0).unwrap().into_owned();
+    let at_epoch = ring.sign_at("user@example.com", 0).unwrap();
     assert_eq!(ring.status_at(&at_epoch, YEAR_3000), Outcome::Expired);
 }
 
@@ -121,11 +121,11 @@ fn the_two_ends_of_time_do_not_validate_each_other() {
 fn a_clock_that_steps_back_a_day() {
     let ring = sha1_ring();
     let t = 1_795_700_000; // 2026-11-26 12:53:20 UTC, day 20783 (783 mod 1000)
-    let before_step = ring.sign_at("user@example.com", t).unwrap().into_owned();
+    let before_step = ring.sign_at("user@example.com", t).unwrap();
     assert_eq!(before_step, expected(790, "user@example.com"));
     // The clock steps back a day (an NTP correction, a restored VM snapshot).
     let stepped = t - DAY;
-    let after_step = ring.sign_at("user@example.com", stepped).unwrap().into_owned();
+    let after_step = ring.sign_at("user@example.com", stepped).unwrap();
     assert_eq!(after_step, expected(789, "user@example.com"));
     // The tag made before the step is 8 days ahead of the stepped clock: 8 <= 7 + 1, so valid
     // (this is what the skew is for), and both tags verify on both clocks.
@@ -149,7 +149,7 @@ fn a_clock_stepping_back_and_forth_across_the_wraparound() {
     // Day 20999 is the last of a 1000-day cycle (999 mod 1000); a tag signed there has stamp 6.
     let ring = sha1_ring();
     let last_day_of_cycle = 20_999 * DAY + 3600;
-    let tag = ring.sign_at("user@example.com", last_day_of_cycle).unwrap().into_owned();
+    let tag = ring.sign_at("user@example.com", last_day_of_cycle).unwrap();
     assert_eq!(tag, expected(6, "user@example.com"));
     // Forward into the next cycle: valid through day 21006, expired on day 21007.
     assert_eq!(ring.status_at(&tag, 21_006 * DAY + DAY - 1), Outcome::Valid);
@@ -157,7 +157,7 @@ fn a_clock_stepping_back_and_forth_across_the_wraparound() {
     // Back one day, into the previous cycle (998): 8 ahead, valid with skew 1.
     assert_eq!(ring.status_at(&tag, 20_998 * DAY), Outcome::Valid);
     // Stamp 999 (Exim's bug: there it never expires): signed on day 20992, expired on 21000.
-    let tag999 = ring.sign_at("user@example.com", 20_992 * DAY).unwrap().into_owned();
+    let tag999 = ring.sign_at("user@example.com", 20_992 * DAY).unwrap();
     assert_eq!(tag999, expected(999, "user@example.com"));
     assert_eq!(ring.status_at(&tag999, 20_999 * DAY), Outcome::Valid);
     assert_eq!(ring.status_at(&tag999, 21_000 * DAY), Outcome::Expired);
@@ -176,21 +176,11 @@ fn every_second_of_a_clock_sweep_is_answered() {
         instants.push((1i64 << k).wrapping_sub(1));
     }
     for &now in &instants {
-        let tag = ring.sign_at("a@b.example", now).unwrap().into_owned();
+        let tag = ring.sign_at("a@b.example", now).unwrap();
         assert_eq!(ring.status_at(&tag, now), Outcome::Valid, "{now}");
         for &other in &instants {
             let _ = ring.status_at(&tag, other); // must not panic
         }
-        assert!(batv_core::days::remaining_days(batv_core::days::expiry_stamp(now, 365), now) == 365);
+        assert!(batv_core::internals::remaining_days(batv_core::internals::expiry_stamp(now, 365), now) == 365);
     }
-}
-
-#[test]
-fn the_system_clock_reads_something_sane() {
-    let now = batv_core::unix_now();
-    // After 2024 and before 2200: a clock this far off is a machine problem, not ours.
-    assert!((1_704_067_200..7_258_118_400).contains(&now), "unix_now() = {now}");
-    let ring = sha1_ring();
-    let tag = ring.sign("user@example.com").unwrap().into_owned();
-    assert_eq!(ring.status(&tag), Outcome::Valid);
 }

@@ -1,49 +1,15 @@
-//! The shared test vectors, reproduced byte for byte: `batv-scheme.tsv` (SPEC sections 3 and 4)
-//! and `exim-prvs.tsv` (made by a real Exim 4.96 `${prvs}`).
-//!
-//! The vectors live beside the checkout in `../shared/vectors/`; `BATV_VECTORS` points
-//! elsewhere. A missing file fails the test: vectors are never skipped.
+//! The test vectors of `tests/vectors/`, reproduced byte for byte: `batv-scheme.tsv` (both
+//! schemes, docs/scheme.md) and `exim-prvs.tsv` (made by a real Exim 4.96 `${prvs}`).
 
 use batv_core::{Keyring, Outcome};
-use std::path::PathBuf;
-
-fn vectors_dir() -> PathBuf {
-    match std::env::var_os("BATV_VECTORS") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-    }
-}
-
-fn rows(name: &str) -> Vec<Vec<String>> {
-    let path = vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e} (set BATV_VECTORS)", path.display()));
-    let rows: Vec<Vec<String>> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect();
-    assert!(!rows.is_empty(), "{} has no rows", path.display());
-    rows
-}
-
-/// Unix seconds at 12:00 UTC on a `YYYY-MM-DD` date (civil-from-days, Howard Hinnant's method).
-fn noon_utc(date: &str) -> i64 {
-    let p: Vec<i64> = date.split('-').map(|s| s.parse().unwrap()).collect();
-    let (y, m, d) = (p[0] - i64::from(p[1] <= 2), p[1], p[2]);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) * 86_400 + 43_200
-}
+use batv_test_support::{noon_utc, vector_rows as rows};
 
 fn check_row(keys: &Keyring, address: &str, now: i64, want: &str) {
     let signed = keys.sign_at(address, now).unwrap();
     assert_eq!(signed, want, "signing {address:?}");
     let original = keys.verify_at(want, now).unwrap();
     assert_eq!(original.to_string(), address, "verifying {want:?}");
-    assert_eq!(batv_core::strip(want), address);
+    assert_eq!(&*batv_core::strip(want), address.as_bytes());
     // Any change to the tag's hex is caught.
     let mut tampered = want.to_string().into_bytes();
     let hex_at = want.find("prvs=").unwrap() + 9;
@@ -96,11 +62,4 @@ fn exim_prvs_vectors() {
         assert_eq!(keys.status_at(&upper, now), Outcome::Valid, "{upper}");
     }
     assert_eq!(rows.len(), 5);
-}
-
-#[test]
-fn noon_utc_is_right() {
-    assert_eq!(noon_utc("1970-01-01"), 43_200);
-    assert_eq!(noon_utc("2026-11-26"), 1_795_694_400);
-    assert_eq!(noon_utc("2000-03-01"), 951_912_000);
 }

@@ -34,7 +34,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// A result code: 0 is success; the other codes are grouped by what the caller should do.
 ///
 /// - 0: `BATV_RESULT_OK`.
-/// - 1-5: verification outcomes (SPEC section 6). The address is forged, stale or not a
+/// - 1-5: verification outcomes (docs/scheme.md, "Outcomes"). The address is forged, stale or not a
 ///   BATV address: a bounce to it should be rejected.
 /// - 100-199: bad input from the caller (a NULL pointer, a small buffer, a string that is not an
 ///   address). Fix the call or the input; retrying the same call gives the same answer.
@@ -52,8 +52,9 @@ pub enum batv_result {
 
     /// Verification outcome: the address has no `prvs=` tag.
     BATV_RESULT_UNTAGGED = 1,
-    /// Verification outcome: the address starts like a tag but is not one (bad digits, missing
-    /// `=`, no address after the tag, a control character, or longer than 254 octets).
+    /// Verification outcome: not an address (over 254 octets, not UTF-8, a control character,
+    /// angle brackets or unquoted whitespace), or it starts like a tag but is not one (bad
+    /// digits, a missing `=`, no address after the tag).
     BATV_RESULT_MALFORMED = 2,
     /// Verification outcome: the tag's key number is not in the keyring.
     BATV_RESULT_UNKNOWN_KEY = 3,
@@ -73,7 +74,8 @@ pub enum batv_result {
     BATV_RESULT_NOT_AN_ADDRESS = 102,
     /// Input error: the address, or its signed form, is over 254 octets. Send it untagged.
     BATV_RESULT_TOO_LONG = 103,
-    /// Input error: a string argument is not valid UTF-8.
+    /// Input error: a string argument that must be text is not valid UTF-8 (an address to sign,
+    /// a policy pattern). An address to verify or check that is not UTF-8 is malformed instead.
     BATV_RESULT_NOT_UTF8 = 104,
     /// Input error: an exemption or bounce local part given to a policy is not valid.
     BATV_RESULT_BAD_PATTERN = 105,

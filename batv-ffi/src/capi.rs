@@ -17,6 +17,7 @@ use batv_core::{
     AddressProblem, Keyring, KeyringError, KeyringErrorKind, Outcome, Policy, Reason, SignError,
     Signed, MAX_ADDRESS_LEN,
 };
+use core::ffi::CStr;
 
 use crate::boundary::{batv_result, try_buf, try_mut, try_ref, try_str};
 use crate::ffi_boundary;
@@ -28,9 +29,9 @@ use batv_result::*;
 pub const BATV_NOW: i64 = i64::MIN;
 
 /// A buffer of this many octets (the terminating NUL included) always suffices for the output of
-/// `batv_sign`, `batv_verify`, `batv_strip`, `batv_check_bounce` and `batv_policy_check`:
-/// addresses are at most 254 octets (longer inputs get `BATV_RESULT_TOO_LONG` or
-/// `BATV_RESULT_MALFORMED`), and every SMTP reply is shorter.
+/// `batv_sign`, `batv_verify`, `batv_check_bounce` and `batv_policy_check`, and for
+/// `batv_strip` of an address: an address is at most 254 octets (a longer input is not an
+/// address, see docs/scheme.md), and every SMTP reply is shorter.
 pub const BATV_ADDRESS_MAX: usize = 255;
 const _: () = assert!(BATV_ADDRESS_MAX == MAX_ADDRESS_LEN + 1);
 
@@ -125,45 +126,62 @@ pub extern "C" fn batv_version() -> *const c_char {
 /// hold an undefined value). The header spells it `batv_result`.
 pub type batv_result_value = u32;
 
-fn message(code: batv_result_value) -> &'static core::ffi::CStr {
+fn message(code: batv_result_value) -> &'static CStr {
     match batv_result::from_u32(code) {
         Some(r) => known_message(r),
         None => c"unknown batv_result code",
     }
 }
 
-fn known_message(r: batv_result) -> &'static core::ffi::CStr {
+/// A `&'static CStr` of a constant string, made at compile time: the core's words and messages
+/// reach C without a copy of their text and without lazy set-up.
+macro_rules! c_text {
+    ($s:expr) => {{
+        const S: &str = $s;
+        const N: usize = S.len() + 1;
+        const BYTES: [u8; N] = {
+            let mut b = [0u8; N];
+            let mut i = 0;
+            while i < S.len() {
+                b[i] = S.as_bytes()[i];
+                i += 1;
+            }
+            b
+        };
+        const C: &CStr = match CStr::from_bytes_with_nul(&BYTES) {
+            Ok(c) => c,
+            Err(_) => panic!("a message holds a NUL"),
+        };
+        C
+    }};
+}
+
+fn known_message(r: batv_result) -> &'static CStr {
     match r {
         BATV_RESULT_OK => c"ok",
-        BATV_RESULT_UNTAGGED => c"untagged: the address has no prvs= tag",
-        BATV_RESULT_MALFORMED => c"malformed: the address starts like a prvs= tag but is not one",
-        BATV_RESULT_UNKNOWN_KEY => c"unknown-key: the tag's key number is not in the keyring",
-        BATV_RESULT_BAD_SIGNATURE => {
-            c"bad-signature: the tag was not made with this keyring (forged)"
-        }
-        BATV_RESULT_EXPIRED => c"expired: the tag's day is outside the validity window",
+        BATV_RESULT_UNTAGGED => c_text!(Outcome::Untagged.message()),
+        BATV_RESULT_MALFORMED => c_text!(Outcome::Malformed.message()),
+        BATV_RESULT_UNKNOWN_KEY => c_text!(Outcome::UnknownKey.message()),
+        BATV_RESULT_BAD_SIGNATURE => c_text!(Outcome::BadSignature.message()),
+        BATV_RESULT_EXPIRED => c_text!(Outcome::Expired.message()),
         BATV_RESULT_NULL_ARGUMENT => c"a required pointer argument is NULL",
         BATV_RESULT_BUFFER_TOO_SMALL => {
             c"the output buffer is too small: *out_len holds the length needed without the NUL"
         }
-        BATV_RESULT_NOT_AN_ADDRESS => {
-            c"not an address: no '@', an empty local part or domain, a control character, angle brackets, or whitespace outside a quoted local part"
-        }
-        BATV_RESULT_TOO_LONG => c"too long: the address or its signed form exceeds 254 octets",
+        BATV_RESULT_NOT_AN_ADDRESS => c"not an address that can be signed: send the mail untagged",
+        BATV_RESULT_TOO_LONG => c"too long: the address, or its signed form, would not fit an SMTP path",
         BATV_RESULT_NOT_UTF8 => c"a string argument is not valid UTF-8",
-        BATV_RESULT_BAD_PATTERN => {
-            c"bad policy pattern: an exemption must be user@domain, @domain or user@, and a bounce local part non-empty without '@'"
-        }
+        BATV_RESULT_BAD_PATTERN => c"bad policy pattern: the exemption or bounce local part cannot be used",
         BATV_RESULT_KEYRING_IO => c"keyring: the file cannot be read",
         BATV_RESULT_KEYRING_INSECURE => {
-            c"keyring: other users can read or write the file (chmod 600 it)"
+            c"keyring: other users can read or write the file (the _ex message names the fix)"
         }
-        BATV_RESULT_KEYRING_INVALID => c"keyring: the text is not a valid keyring",
+        BATV_RESULT_KEYRING_INVALID => c"keyring: the text is not a valid keyring (the _ex message names the line)",
         BATV_RESULT_PANIC => c"internal error in libbatv (a bug): tempfail and report it",
     }
 }
 
-/// Loads a keyring file (SPEC section 8).
+/// Loads a keyring file (docs/scheme.md, "Keyring file").
 ///
 /// `path` is a NUL-terminated file name (any bytes but NUL). On success `*keyring_out` is a new
 /// keyring that the caller owns and releases with `batv_keyring_free`; on failure it is set to
@@ -221,7 +239,7 @@ pub unsafe extern "C" fn batv_keyring_load_ex(
     }
 }
 
-/// Parses keyring text (SPEC section 8): `text_len` octets at `text`, which need not be
+/// Parses keyring text (docs/scheme.md, "Keyring file"): `text_len` octets at `text`, which need not be
 /// NUL-terminated. No permission check is made (that belongs to files).
 ///
 /// On success `*keyring_out` is a new keyring that the caller owns and releases with
@@ -292,24 +310,26 @@ pub unsafe extern "C" fn batv_keyring_free(keyring: *mut batv_keyring) {
     unsafe { release(keyring) }
 }
 
-/// Signs an envelope sender (SPEC section 5) as of `now` (`BATV_NOW` for the system clock).
+/// Signs an envelope sender (docs/scheme.md, "Signing") as of `now` (`BATV_NOW` for the system
+/// clock).
 ///
 /// `address` is the envelope sender without the angle brackets of SMTP: `user@example.com`,
 /// not `<user@example.com>`.
 ///
 /// On `BATV_RESULT_OK`, `buf` holds the address to use as `MAIL FROM`, NUL-terminated, and
 /// `*out_len` its length without the NUL. That is the signed address, or the address itself,
-/// unchanged, for the null sender (`""`, or `"<>"`) and for an address that is already tagged.
+/// unchanged, for the null sender (`""`, `"<>"` or `"\"<>\""`) and for an address that is
+/// already tagged.
 /// A quoted local part keeps the tag inside the quotes (`"john doe"@example.com` signs as
 /// `"prvs=...=john doe"@example.com`). Signing is deterministic for an address, key and day,
 /// and never allocates memory.
 ///
-/// Errors: `BATV_RESULT_NOT_AN_ADDRESS` (no `@`, an empty local part or domain, a control
-/// character, a `<` or `>` such as angle brackets around the address, or a space or other
-/// whitespace outside a quoted local part) and `BATV_RESULT_TOO_LONG` (the signed form would
-/// exceed 254 octets): send the message with the address untagged.
-/// `BATV_RESULT_BUFFER_TOO_SMALL`, `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_NOT_UTF8`,
-/// `BATV_RESULT_PANIC` as everywhere.
+/// Errors, for which the message is sent with the address untagged:
+/// `BATV_RESULT_NOT_AN_ADDRESS` (no `@`, an empty local part or domain, a control character, a
+/// `<` or `>` such as angle brackets around the address, whitespace outside a quoted local
+/// part, or a `prvs=` tag that is not one), `BATV_RESULT_TOO_LONG` (the address, or its signed
+/// form, would exceed 254 octets) and `BATV_RESULT_NOT_UTF8`. `BATV_RESULT_BUFFER_TOO_SMALL`,
+/// `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_PANIC` as everywhere.
 ///
 /// Buffer protocol (the same for every function with `buf, buf_len, out_len`): `out_len` must
 /// not be NULL. On OK, `*out_len` is the string length (`strlen(buf)`). On
@@ -338,26 +358,26 @@ pub unsafe extern "C" fn batv_sign(
         let room = out.room();
         match keyring.keyring.sign_into(address, resolve(now), room) {
             Ok(Signed::Written(n)) => out.written(n),
-            Ok(Signed::Unchanged) => out.copy(address.as_bytes()),
+            Ok(Signed::Unchanged) => out.copy(address),
             Err(SignError::BufferTooSmall { needed }) => out.too_small(needed),
             Err(SignError::Address(p)) => out.fail(match p {
-                AddressProblem::TooLong { .. } => BATV_RESULT_TOO_LONG,
-                AddressProblem::NoAt
-                | AddressProblem::EmptyLocalPart
-                | AddressProblem::EmptyDomain
-                | AddressProblem::ControlCharacter
-                | AddressProblem::AngleBrackets
-                | AddressProblem::Whitespace => BATV_RESULT_NOT_AN_ADDRESS,
+                AddressProblem::TooLong { .. } | AddressProblem::TooLongToSign { .. } => {
+                    BATV_RESULT_TOO_LONG
+                }
+                AddressProblem::NotUtf8 => BATV_RESULT_NOT_UTF8,
+                _ => BATV_RESULT_NOT_AN_ADDRESS,
             }),
         }
     }
 }
 
-/// Verifies a tagged address (SPEC section 6) as of `now` (`BATV_NOW` for the system clock).
+/// Verifies a tagged address (docs/scheme.md, "Outcomes") as of `now` (`BATV_NOW` for the
+/// system clock).
 ///
 /// Returns `BATV_RESULT_OK` when the tag is valid, with the original (untagged) address in
-/// `buf`; otherwise the outcome: `BATV_RESULT_UNTAGGED`, `BATV_RESULT_MALFORMED` (this includes
-/// tagged addresses over 254 octets), `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE` or
+/// `buf`; otherwise the outcome: `BATV_RESULT_UNTAGGED`, `BATV_RESULT_MALFORMED` (also for what
+/// is not an address: over 254 octets, not UTF-8, a control character, angle brackets,
+/// unquoted whitespace), `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE` or
 /// `BATV_RESULT_EXPIRED`, with the empty string in `buf`. An outcome is reported even when the
 /// buffer is too small; `BATV_RESULT_BUFFER_TOO_SMALL` only comes with a valid tag. Never
 /// allocates memory. Buffer protocol and other errors: see `batv_sign`.
@@ -387,12 +407,12 @@ pub unsafe extern "C" fn batv_verify(
     }
 }
 
-/// The original address of a tagged address, without verifying anything (for allow-lists and
-/// logs); the address itself when it is untagged or its tag is malformed. Nested tags are all
-/// removed. Needs no keyring.
+/// The address without its tags, unverified (for allow-lists and logs): the tags of both wire
+/// forms, nested ones too, and the shapes other implementations write (docs/scheme.md,
+/// "Strip"). Anything else comes back as it is. Needs no keyring.
 ///
-/// Returns `BATV_RESULT_OK`, or `BATV_RESULT_TOO_LONG` for an address over 254 octets (so that
-/// `BATV_ADDRESS_MAX` always suffices). Buffer protocol and other errors: see `batv_sign`.
+/// Returns `BATV_RESULT_OK`. The output is never longer than the input, so a buffer one octet
+/// longer than the input always suffices. Buffer protocol and other errors: see `batv_sign`.
 ///
 /// # Safety
 /// `address` is NULL or NUL-terminated; `buf` is NULL or `buf_len` writable octets; `out_len`
@@ -407,33 +427,29 @@ pub unsafe extern "C" fn batv_strip(
     ffi_boundary! {
         // SAFETY: the caller's contract covers every pointer.
         let (address, mut out) = unsafe { address_and_output(address, buf, buf_len, out_len) }?;
-        if address.len() > MAX_ADDRESS_LEN {
-            return Err(out.fail(BATV_RESULT_TOO_LONG));
-        }
-        out.copy(batv_core::strip(address).as_bytes())
+        out.copy(&batv_core::strip(address))
     }
 }
 
-/// Decides one recipient of one SMTP transaction with the default bounce policy (SPEC section
-/// 7): no exemptions, the null sender and `mailer-daemon@` senders are bounces, no monitor
-/// mode. Use a `batv_policy` and `batv_policy_check` for exemptions or monitor mode.
+/// Decides one recipient of one SMTP transaction with the default bounce policy
+/// (docs/scheme.md, "Bounce policy"): no exemptions, the null sender and `mailer-daemon@`
+/// senders are bounces, no monitor mode. Use a `batv_policy` and `batv_policy_check` for exemptions or monitor mode.
 ///
 /// `sender` is the envelope sender (`MAIL FROM`), `""` or `"<>"` for the null sender;
 /// `recipient` is the envelope recipient (`RCPT TO`) without angle brackets.
 ///
 /// - `BATV_RESULT_OK`: accept. `buf` holds the address to deliver to: the original address
 ///   when the recipient carries a valid tag, else the recipient itself.
-/// - `BATV_RESULT_UNTAGGED` (a bounce to an untagged address), `BATV_RESULT_MALFORMED`,
+/// - `BATV_RESULT_UNTAGGED` (a bounce to an untagged address), `BATV_RESULT_MALFORMED` (a bad
+///   tag, or a recipient that is not an address, whatever the sender),
 ///   `BATV_RESULT_UNKNOWN_KEY`, `BATV_RESULT_BAD_SIGNATURE`, `BATV_RESULT_EXPIRED`: reject.
 ///   `buf` holds the SMTP reply to send, for example
 ///   `550 5.7.1 Bounce rejected: invalid BATV signature` (no CRLF).
 ///   A tagged recipient is checked whatever the sender: a tag that does not verify is rejected
 ///   even on ordinary mail.
-/// - `BATV_RESULT_TOO_LONG`: the recipient is over 254 octets, which no valid SMTP path is;
-///   nothing was decided.
 /// - `BATV_RESULT_BUFFER_TOO_SMALL`: nothing was decided for you; call again with
-///   `BATV_ADDRESS_MAX` octets. Other errors (`NULL_ARGUMENT`, `NOT_UTF8`, `PANIC`) mean no
-///   decision either: tempfail (451) rather than reject.
+///   `BATV_ADDRESS_MAX` octets. Other errors (`NULL_ARGUMENT`, `PANIC`) mean no decision
+///   either: tempfail (451) rather than reject.
 ///
 /// Buffer protocol: see `batv_sign`.
 ///
@@ -450,32 +466,22 @@ pub unsafe extern "C" fn batv_check_bounce(
     buf_len: usize,
     out_len: *mut usize,
 ) -> batv_result {
-    thread_local! {
-        // One default policy per thread: no lock and no cross-thread initialisation. A
-        // process-wide OnceLock is just as sound, but its synchronisation lives in the
-        // uninstrumented std, so ThreadSanitizer reports its first use as a race.
-        static DEFAULT: batv_policy = batv_policy { policy: Policy::new() };
+    // A constant: no set-up, no lock, nothing shared but read-only memory.
+    static DEFAULT: batv_policy = batv_policy { policy: Policy::DEFAULT };
+    // SAFETY: forwarded under the same contract; the policy is static.
+    unsafe {
+        batv_policy_check(
+            &DEFAULT,
+            keyring,
+            sender,
+            recipient,
+            now,
+            core::ptr::null_mut(),
+            buf,
+            buf_len,
+            out_len,
+        )
     }
-    let check = |policy: &batv_policy| {
-        // SAFETY: forwarded under the same contract; the policy outlives the call.
-        unsafe {
-            batv_policy_check(
-                policy,
-                keyring,
-                sender,
-                recipient,
-                now,
-                core::ptr::null_mut(),
-                buf,
-                buf_len,
-                out_len,
-            )
-        }
-    };
-    // During thread teardown the thread-local may be gone: use a temporary policy then.
-    DEFAULT
-        .try_with(|policy| check(policy))
-        .unwrap_or_else(|_| check(&batv_policy { policy: Policy::new() }))
 }
 
 /// Makes a bounce policy with the defaults: no exemptions, the null sender and `mailer-daemon`
@@ -491,7 +497,7 @@ pub unsafe extern "C" fn batv_policy_new(policy_out: *mut *mut batv_policy) -> b
     ffi_boundary! {
         // SAFETY: the caller's contract.
         let out = unsafe { try_mut(policy_out) }?;
-        *out = Box::into_raw(Box::new(batv_policy { policy: Policy::new() }));
+        *out = Box::into_raw(Box::new(batv_policy { policy: Policy::DEFAULT }));
         BATV_RESULT_OK
     }
 }
@@ -515,7 +521,7 @@ pub unsafe extern "C" fn batv_policy_add_exempt(
     ffi_boundary! {
         // SAFETY: the caller's contract.
         let (policy, pattern) = unsafe { (try_mut(policy)?, try_str(pattern)?) };
-        policy.policy = policy.policy.clone().exempt(pattern).map_err(|_| BATV_RESULT_BAD_PATTERN)?;
+        policy.policy.add_exempt(pattern).map_err(|_| BATV_RESULT_BAD_PATTERN)?;
         BATV_RESULT_OK
     }
 }
@@ -554,8 +560,7 @@ pub unsafe extern "C" fn batv_policy_set_bounce_local_parts(
             // SAFETY: each element is NULL or NUL-terminated by the caller's contract.
             parts.push(unsafe { try_str(p) }?);
         }
-        policy.policy =
-            policy.policy.clone().bounce_local_parts(parts).map_err(|_| BATV_RESULT_BAD_PATTERN)?;
+        policy.policy.set_bounce_local_parts(parts).map_err(|_| BATV_RESULT_BAD_PATTERN)?;
         BATV_RESULT_OK
     }
 }
@@ -575,7 +580,7 @@ pub unsafe extern "C" fn batv_policy_set_monitor(
     ffi_boundary! {
         // SAFETY: the caller's contract.
         let policy = unsafe { try_mut(policy) }?;
-        policy.policy = policy.policy.clone().monitor(on);
+        policy.policy.set_monitor(on);
         BATV_RESULT_OK
     }
 }
@@ -604,13 +609,14 @@ unsafe fn release<T>(handle: *mut T) {
     })
 }
 
-/// Decides one recipient of one SMTP transaction with `policy` (SPEC section 7), as of `now`
-/// (`BATV_NOW` for the system clock).
+/// Decides one recipient of one SMTP transaction with `policy` (docs/scheme.md, "Bounce
+/// policy"), as of `now` (`BATV_NOW` for the system clock).
 ///
 /// Results and `buf` as for `batv_check_bounce`: `BATV_RESULT_OK` to accept (the address to
 /// deliver to in `buf`), a verification outcome code to reject (the SMTP reply in `buf`). In
 /// monitor mode every decision is `BATV_RESULT_OK`; `verdict_out->monitored` tells which would
-/// have been rejected, and `buf` holds the recipient with its tag stripped.
+/// have been rejected, and `buf` holds the recipient with its tag stripped (the empty string for
+/// a recipient that is not an address).
 ///
 /// `verdict_out` may be NULL. Otherwise it is filled in whenever a decision was made: on OK, on
 /// a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`.
@@ -643,10 +649,7 @@ pub unsafe extern "C" fn batv_policy_check(
             )
         };
         // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-        let (sender, recipient) = unsafe { (out.text(sender)?, out.text(recipient)?) };
-        if recipient.len() > MAX_ADDRESS_LEN {
-            return Err(out.fail(BATV_RESULT_TOO_LONG));
-        }
+        let (sender, recipient) = unsafe { (octets(sender), octets(recipient)) };
         let v = policy.policy.check(&keyring.keyring, sender, recipient, resolve(now));
         if let Some(slot) = verdict_out {
             *slot = batv_verdict {
@@ -654,13 +657,13 @@ pub unsafe extern "C" fn batv_policy_check(
                 monitored: v.monitored,
                 reason: reason_code(v.reason),
                 reason_word: reason_word(v.reason),
-                smtp_reply: v.smtp_reply.map_or(core::ptr::null(), |_| smtp_reply(v.reason)),
+                smtp_reply: if v.accepted { core::ptr::null() } else { smtp_reply(v.reason) },
             };
         }
         let (code, text) = if v.accepted {
-            (BATV_RESULT_OK, v.deliver_to.unwrap_or_default())
+            (BATV_RESULT_OK, v.deliver_to.as_deref().unwrap_or_default())
         } else {
-            (reject_result(v.reason), v.smtp_reply.unwrap_or_default().to_owned())
+            (reject_result(v.reason), v.smtp_reply.unwrap_or_default())
         };
         match out.copy(text.as_bytes()) {
             BATV_RESULT_OK => code,
@@ -713,16 +716,6 @@ impl<'a> Output<'a> {
         self.written(s.len())
     }
 
-    /// A string argument as text, checked after the buffer was set up, so that NOT_UTF8 leaves
-    /// `buf` empty and `*out_len` 0 like every other failure.
-    ///
-    /// # Safety
-    /// `ptr` is non-NULL and NUL-terminated.
-    unsafe fn text<'s>(&mut self, ptr: *const c_char) -> Result<&'s str, batv_result> {
-        // SAFETY: forwarded caller contract.
-        unsafe { try_str(ptr) }.map_err(|e| self.fail(e))
-    }
-
     fn too_small(&mut self, needed: usize) -> batv_result {
         if let Some(first) = self.buf.first_mut() {
             *first = 0;
@@ -742,8 +735,7 @@ impl<'a> Output<'a> {
 
 /// The start of every call that reads one address and answers in `buf`, in the order the buffer
 /// protocol needs: the NULL checks first (`address`, then `out_len` and `buf`), so that
-/// NULL_ARGUMENT writes nothing; then `buf` and `*out_len` are set to "nothing written"; then
-/// the address is read, so that NOT_UTF8 leaves them so. The caller checks its own handle
+/// NULL_ARGUMENT writes nothing; then `buf` and `*out_len` are set to "nothing written". The caller checks its own handle
 /// (the keyring) before this.
 ///
 /// # Safety
@@ -754,17 +746,25 @@ unsafe fn address_and_output<'a>(
     buf: *mut c_char,
     buf_len: usize,
     out_len: *mut usize,
-) -> Result<(&'a str, Output<'a>), batv_result> {
+) -> Result<(&'a [u8], Output<'a>), batv_result> {
     let address = present(address)?;
     // SAFETY: forwarded caller contract.
-    let mut out = unsafe { Output::new(buf, buf_len, out_len) }?;
+    let out = unsafe { Output::new(buf, buf_len, out_len) }?;
     // SAFETY: non-NULL (checked above) and NUL-terminated by the caller's contract.
-    let address = unsafe { out.text(address) }?;
-    Ok((address, out))
+    Ok((unsafe { octets(address) }, out))
+}
+
+/// The octets of a NUL-terminated string, without the NUL: the core admits them.
+///
+/// # Safety
+/// `ptr` is non-NULL and NUL-terminated, and lives for `'a`.
+unsafe fn octets<'a>(ptr: *const c_char) -> &'a [u8] {
+    // SAFETY: the caller's contract.
+    unsafe { CStr::from_ptr(ptr) }.to_bytes()
 }
 
 /// A string argument checked for NULL only, before anything is written (NULL_ARGUMENT does
-/// nothing else); `Output::text` reads it once the buffer is set up.
+/// nothing else).
 fn present(ptr: *const c_char) -> Result<*const c_char, batv_result> {
     if ptr.is_null() {
         Err(BATV_RESULT_NULL_ARGUMENT)
@@ -818,40 +818,52 @@ fn reason_code(r: Reason) -> batv_reason {
     }
 }
 
-/// Every reason, in `batv_reason` order.
-const REASONS: [Reason; 8] = [
-    Reason::Valid,
-    Reason::Exempt,
-    Reason::NotBounce,
-    Reason::Untagged,
-    Reason::Malformed,
-    Reason::UnknownKey,
-    Reason::BadSignature,
-    Reason::Expired,
-];
-
-/// The core's reason words and SMTP replies, NUL-terminated for C, in `batv_reason` order;
-/// built once, on first use, so the text lives in one place (the core).
-static REASON_TEXT: std::sync::LazyLock<Vec<(std::ffi::CString, Option<std::ffi::CString>)>> =
-    std::sync::LazyLock::new(|| {
-        let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
-        REASONS
-            .iter()
-            .map(|r| (c(r.as_str()), r.smtp_reply().map(c)))
-            .collect()
-    });
-
-fn reason_word(r: Reason) -> *const c_char {
-    REASON_TEXT
-        .get(reason_code(r) as usize)
-        .map_or(c"".as_ptr(), |(w, _)| w.as_ptr())
+/// The core's outcome word, for C and for Exim.
+pub(crate) fn outcome_word(o: Outcome) -> &'static CStr {
+    match o {
+        Outcome::Valid => c_text!(Outcome::Valid.as_str()),
+        Outcome::Untagged => c_text!(Outcome::Untagged.as_str()),
+        Outcome::Malformed => c_text!(Outcome::Malformed.as_str()),
+        Outcome::UnknownKey => c_text!(Outcome::UnknownKey.as_str()),
+        Outcome::BadSignature => c_text!(Outcome::BadSignature.as_str()),
+        Outcome::Expired => c_text!(Outcome::Expired.as_str()),
+    }
 }
 
+fn reason_word(r: Reason) -> *const c_char {
+    let word: &'static CStr = match r {
+        Reason::Valid => c_text!(Reason::Valid.as_str()),
+        Reason::Exempt => c_text!(Reason::Exempt.as_str()),
+        Reason::NotBounce => c_text!(Reason::NotBounce.as_str()),
+        Reason::Untagged => c_text!(Reason::Untagged.as_str()),
+        Reason::Malformed => c_text!(Reason::Malformed.as_str()),
+        Reason::UnknownKey => c_text!(Reason::UnknownKey.as_str()),
+        Reason::BadSignature => c_text!(Reason::BadSignature.as_str()),
+        Reason::Expired => c_text!(Reason::Expired.as_str()),
+    };
+    word.as_ptr()
+}
+
+/// The core's SMTP reply for a rejecting reason; NULL for the others.
 fn smtp_reply(r: Reason) -> *const c_char {
-    REASON_TEXT
-        .get(reason_code(r) as usize)
-        .and_then(|(_, reply)| reply.as_ref())
-        .map_or(core::ptr::null(), |reply| reply.as_ptr())
+    /// The reply of a reason that has one (checked at compile time).
+    macro_rules! reply {
+        ($r:expr) => {
+            c_text!(match $r.smtp_reply() {
+                Some(reply) => reply,
+                None => panic!("this reason has no reply"),
+            })
+            .as_ptr()
+        };
+    }
+    match r {
+        Reason::Valid | Reason::Exempt | Reason::NotBounce => core::ptr::null(),
+        Reason::Untagged => reply!(Reason::Untagged),
+        Reason::Malformed => reply!(Reason::Malformed),
+        Reason::UnknownKey => reply!(Reason::UnknownKey),
+        Reason::BadSignature => reply!(Reason::BadSignature),
+        Reason::Expired => reply!(Reason::Expired),
+    }
 }
 
 /// Boxes a loaded keyring for C, or maps the error to its code and message.
@@ -930,13 +942,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn static_reply_copies_equal_the_core() {
-        for (i, r) in REASONS.into_iter().enumerate() {
-            assert_eq!(
-                reason_code(r) as usize,
-                i,
-                "REASONS is in batv_reason order"
-            );
+    fn each_reason_gets_its_own_word_and_reply_from_the_core() {
+        for (i, r) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(reason_code(r) as usize, i, "batv_reason is in the core's order");
             // SAFETY: reason_word returns a static NUL-terminated string.
             let word = unsafe { core::ffi::CStr::from_ptr(reason_word(r)) };
             assert_eq!(word.to_str().ok(), Some(r.as_str()));
@@ -952,6 +960,16 @@ mod tests {
                         "reply fits BATV_ADDRESS_MAX: {s}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn each_outcome_gets_its_own_word_and_message() {
+        for o in Outcome::ALL {
+            assert_eq!(outcome_word(o).to_str().ok(), Some(o.as_str()));
+            if o != Outcome::Valid {
+                assert_eq!(message(outcome_result(o) as u32).to_str().ok(), Some(o.message()));
             }
         }
     }

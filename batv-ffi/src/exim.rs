@@ -1,4 +1,4 @@
-//! The functions Exim loads with `${dlfunc}` (SPEC sections 9 and 10): `batv_exim_sign`,
+//! The functions Exim loads with `${dlfunc}` (docs/exim.md): `batv_exim_sign`,
 //! `batv_exim_verify`, `batv_exim_status` and `batv_exim_strip`.
 //!
 //! ```text
@@ -15,9 +15,10 @@
 //!
 //! | function | OK yields | DEFER | ERROR |
 //! | --- | --- | --- | --- |
-//! | `batv_exim_sign{address}{keyring}` | the signed address; the address itself when it is the null sender, already tagged, or cannot be signed (unqualified, too long, angle brackets or unquoted whitespace, not UTF-8: sent untagged, SPEC section 5) | keyring unusable | wrong arguments |
+//! | `batv_exim_sign{address}{keyring}` | the signed address; the address itself when it is the null sender, already tagged, or cannot be signed (docs/scheme.md, "Signing"): Exim sends it untagged | keyring unusable | wrong arguments |
 //! | `batv_exim_verify{address}{keyring}` | the original address when the tag is valid, else the empty string | keyring unusable | wrong arguments |
-//! | `batv_exim_status{address}{keyring}` | the outcome word of SPEC section 6 | keyring unusable | wrong arguments |
+//! | `batv_exim_status{address}{keyring}` | the outcome word of docs/scheme.md | keyring unusable | wrong arguments |
+//! | `batv_exim_check{sender}{recipient}{keyring}{exempt}{bounce local parts}{monitor}` | the bounce verdict: `accept REASON`, `reject REASON REPLY` or `monitor REASON REPLY` | keyring unusable, or a bad setting | wrong arguments |
 //! | `batv_exim_strip{address}` | the address without its tags (no verification: for delivery once the ACL has checked the tag, and for logs) | - | wrong arguments |
 //!
 //! A missing, unreadable, insecure or broken keyring is DEFER: in an ACL that is `451`, in a
@@ -31,7 +32,7 @@
 //! `faketime` signs and verifies at the faked time.
 
 use crate::boundary::guard;
-use batv_core::{KeyringCache, KeyringError, KeyringErrorKind, Keyring, Signed, SIGNED_MAX};
+use batv_core::{Admission, Keyring, KeyringCache, KeyringError, Policy, Signed, SIGNED_MAX};
 use core::ffi::{c_char, c_int, c_uchar, CStr};
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -62,6 +63,7 @@ thread_local! {
 }
 
 /// What a dlfunc body answers: OK with a string for `*yield`, or a code and a message.
+#[derive(Clone, Copy)]
 enum Answer {
     /// OK with a NUL-terminated string that lives until Exim copies it: an argument of this
     /// call, a static string, or this thread's result buffer.
@@ -82,32 +84,44 @@ impl Answer {
     }
 }
 
-/// The arguments of one call, checked.
+/// Most arguments a function here takes (Exim 4.96 crashes on a `${dlfunc}` with 8).
+const MAX_ARGS: usize = 6;
+
+/// The arguments of one call: NUL-terminated strings that live for the call.
 struct Args<'a> {
-    address: &'a CStr,
-    /// `Some` for the functions that take a keyring (checked: absolute, not empty).
-    keyring: Option<&'a Path>,
+    all: [&'a CStr; MAX_ARGS],
+    count: usize,
 }
 
-impl Args<'_> {
-    /// The keyring named by the second argument, or the DEFER answer that names what is wrong
-    /// with it.
-    fn keyring(&self) -> Result<Arc<Keyring>, Answer> {
-        let Some(path) = self.keyring else { return Err(Answer::Failed(ERROR, PANICKED)) };
-        keyrings().get(path).map_err(|e| Answer::Failed(DEFER, keyring_message(&e)))
+impl<'a> Args<'a> {
+    /// Argument `i` (0-based); the empty string when it was not given.
+    fn get(&self, i: usize) -> &'a CStr {
+        if i < self.count {
+            self.all[i]
+        } else {
+            c""
+        }
     }
 
-    /// The address as UTF-8 text, if it is.
-    fn address(&self) -> Option<&str> {
-        self.address.to_str().ok()
+    /// The keyring named by argument `i` as of `now` (the clock read once per call serves
+    /// the keyring's check and the tag's day): ERROR when the path is unusable as one, DEFER
+    /// (with the core's message) when the keyring is.
+    fn keyring(&self, i: usize, now: i64) -> Result<Arc<Keyring>, Answer> {
+        let Some(path) = path_from_bytes(self.get(i).to_bytes()) else {
+            return Err(Answer::Failed(ERROR, c"batv: the keyring path is not valid here"));
+        };
+        if !path.is_absolute() {
+            return Err(Answer::Failed(ERROR, c"batv: the keyring path must be absolute (and not empty)"));
+        }
+        keyrings().get_at(path, now).map_err(|e| Answer::Failed(DEFER, keyring_message(&e)))
     }
 }
 
 /// Message for a panic inside libbatv (a bug): the call tempfails in an ACL.
 const PANICKED: &CStr = c"batv: internal error in libbatv (a bug; please report it)";
 
-/// Runs one dlfunc: checks `yield_`, runs `body` inside the panic boundary, and writes the
-/// answer to `*yield_`.
+/// Runs one dlfunc: checks `yield_` and the number of arguments, runs `body` inside the panic
+/// boundary, and writes the answer to `*yield_`.
 ///
 /// # Safety
 /// `yield_` is NULL or writable; `argv` is NULL or holds `argc` pointers to NUL-terminated
@@ -116,7 +130,7 @@ unsafe fn run(
     yield_: *mut *mut c_uchar,
     argc: c_int,
     argv: *const *const c_uchar,
-    wants_keyring: bool,
+    counts: core::ops::RangeInclusive<usize>,
     usage: &'static CStr,
     body: fn(&Args<'_>) -> Answer,
 ) -> c_int {
@@ -126,64 +140,46 @@ unsafe fn run(
     // Set before the body runs, so that a panic leaves Exim a message to log.
     // SAFETY: checked non-NULL above; Exim passes a writable pointer.
     unsafe { *yield_ = PANICKED.as_ptr().cast_mut().cast() };
-    guard(
-        ERROR,
-        || {
-            // SAFETY: Exim's contract, passed on by our caller.
-            let answer = match unsafe { read_args(argc, argv, wants_keyring) } {
-                Ok(args) => body(&args),
-                Err(None) => Answer::Failed(ERROR, usage),
-                Err(Some(msg)) => Answer::Failed(ERROR, msg),
-            };
-            let (code, ptr) = match answer {
-                Answer::Ok(ptr) => (OK, ptr),
-                Answer::Failed(code, msg) => (code, msg.as_ptr()),
-            };
-            // SAFETY: checked non-NULL; the string lives until Exim copies it (OK) or forever.
-            unsafe { *yield_ = ptr.cast_mut().cast() };
-            code
-        },
-    )
+    guard(ERROR, || {
+        // SAFETY: Exim's contract, passed on by our caller.
+        let answer = match unsafe { read_args(argc, argv, counts) } {
+            Some(args) => body(&args),
+            None => Answer::Failed(ERROR, usage),
+        };
+        let (code, ptr) = match answer {
+            Answer::Ok(ptr) => (OK, ptr),
+            Answer::Failed(code, msg) => (code, msg.as_ptr()),
+        };
+        // SAFETY: checked non-NULL; the string lives until Exim copies it (OK) or forever.
+        unsafe { *yield_ = ptr.cast_mut().cast() };
+        code
+    })
 }
 
-/// The arguments as strings: `Err(None)` for the wrong number, `Err(Some(msg))` for a bad one.
+/// The arguments, or `None` when there are not `counts` of them.
 ///
 /// # Safety
 /// As for [`run`].
 unsafe fn read_args<'a>(
     argc: c_int,
     argv: *const *const c_uchar,
-    wants_keyring: bool,
-) -> Result<Args<'a>, Option<&'static CStr>> {
-    let expected = if wants_keyring { 2 } else { 1 };
-    if argv.is_null() || argc != expected {
-        return Err(None);
+    counts: core::ops::RangeInclusive<usize>,
+) -> Option<Args<'a>> {
+    let count = usize::try_from(argc).ok().filter(|n| counts.contains(n) && *n <= MAX_ARGS)?;
+    if argv.is_null() {
+        return None;
     }
-    let arg = |i: usize| -> Result<&'a CStr, Option<&'static CStr>> {
+    let mut args = Args { all: [c""; MAX_ARGS], count };
+    for (i, slot) in args.all.iter_mut().take(count).enumerate() {
         // SAFETY: i < argc, and Exim's argv holds argc valid pointers.
         let p = unsafe { *argv.add(i) };
         if p.is_null() {
-            return Err(None);
+            return None;
         }
         // SAFETY: non-NULL and NUL-terminated (Exim's expanded argument).
-        Ok(unsafe { CStr::from_ptr(p.cast()) })
-    };
-    let address = arg(0)?;
-    let keyring = if wants_keyring {
-        let Some(path) = path_from_bytes(arg(1)?.to_bytes()) else {
-            return Err(Some(c"batv: the keyring path (second argument) is not valid here"));
-        };
-        if path.as_os_str().is_empty() {
-            return Err(Some(c"batv: the keyring path (second argument) is empty"));
-        }
-        if !path.is_absolute() {
-            return Err(Some(c"batv: the keyring path (second argument) must be absolute"));
-        }
-        Some(path)
-    } else {
-        None
-    };
-    Ok(Args { address, keyring })
+        *slot = unsafe { CStr::from_ptr(p.cast()) };
+    }
+    Some(args)
 }
 
 /// A path from Exim's octets: any octets on Unix, UTF-8 elsewhere.
@@ -213,17 +209,17 @@ fn copy_to_result(bytes: &[u8]) -> *const c_char {
 
 /// A `'static` message naming the keyring problem: the core's one-line message (file, line,
 /// what is wrong; never a secret), kept for the life of the process so Exim may hold on to it.
-/// At most [`MAX_MESSAGES`] different messages are kept; after that a fixed message per kind of
-/// problem is used.
+/// At most [`MAX_MESSAGES`] different messages are kept; past that, a fixed one.
 fn keyring_message(e: &KeyringError) -> &'static CStr {
+    const TOO_MANY: &CStr = c"batv: the keyring cannot be used (see the earlier batv messages in the log)";
     static MESSAGES: Mutex<Vec<&'static CStr>> = Mutex::new(Vec::new());
-    let Ok(text) = CString::new(format!("batv: {e}")) else { return fixed_message(&e.kind) };
+    let Ok(text) = CString::new(format!("batv: {e}")) else { return TOO_MANY };
     let mut kept = MESSAGES.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(m) = kept.iter().find(|m| **m == text.as_c_str()) {
         return m;
     }
     if kept.len() >= MAX_MESSAGES {
-        return fixed_message(&e.kind);
+        return TOO_MANY;
     }
     let m: &'static CStr = Box::leak(text.into_boxed_c_str());
     kept.push(m);
@@ -233,27 +229,9 @@ fn keyring_message(e: &KeyringError) -> &'static CStr {
 /// Most distinct keyring messages kept per process (each is a few dozen octets).
 const MAX_MESSAGES: usize = 64;
 
-fn fixed_message(kind: &KeyringErrorKind) -> &'static CStr {
-    match kind {
-        KeyringErrorKind::Io(std::io::ErrorKind::NotFound) => c"batv: keyring file not found",
-        KeyringErrorKind::Io(std::io::ErrorKind::PermissionDenied) => {
-            c"batv: keyring file not readable by the Exim user (chgrp Debian-exim; chmod 640)"
-        }
-        KeyringErrorKind::Io(_) => c"batv: keyring file cannot be read",
-        KeyringErrorKind::NotAFile => c"batv: keyring path is not a regular file",
-        KeyringErrorKind::ChangedWhileRead => {
-            c"batv: keyring file changed while it was read (replace it by rename)"
-        }
-        KeyringErrorKind::InsecurePermissions { .. } => {
-            c"batv: keyring file is readable or writable by other users (chmod 640)"
-        }
-        _ => c"batv: keyring file is not a valid keyring (load it with the batv command to see the line)",
-    }
-}
-
 /// Defines one `${dlfunc}` entry point: Exim's signature, the boundary of [`run`], a body.
 macro_rules! dlfunc {
-    ($(#[$doc:meta])* $name:ident($usage:literal, keyring: $keyring:literal) => $body:path) => {
+    ($(#[$doc:meta])* $name:ident($usage:literal, args: $counts:expr) => $body:path) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -266,7 +244,7 @@ macro_rules! dlfunc {
             argv: *mut *mut c_uchar,
         ) -> c_int {
             // SAFETY: Exim's contract, passed on.
-            unsafe { run(yield_, argc, argv.cast_const().cast(), $keyring, $usage, $body) }
+            unsafe { run(yield_, argc, argv.cast_const().cast(), $counts, $usage, $body) }
         }
     };
 }
@@ -275,10 +253,10 @@ dlfunc! {
     /// Signs an envelope sender: `${dlfunc{LIB}{batv_exim_sign}{$return_path}{KEYRING}}`.
     ///
     /// OK with the signed address; OK with the address unchanged for the null sender, a tagged
-    /// address, or one that cannot be signed (unqualified, over 254 octets signed, not UTF-8),
+    /// address, or one that cannot be signed (docs/scheme.md, "Signing"),
     /// which then goes out untagged. The keyring is not needed (not even read) for the null
     /// sender or a tagged address. DEFER when the keyring is unusable, ERROR for wrong arguments.
-    batv_exim_sign(c"batv_exim_sign takes 2 arguments: {address}{/path/to/keyring}", keyring: true)
+    batv_exim_sign(c"batv_exim_sign takes 2 arguments: {address}{/path/to/keyring}", args: 2..=2)
         => sign
 }
 
@@ -288,7 +266,7 @@ dlfunc! {
     /// OK with the original address when the tag is valid, OK with the empty string for every
     /// other outcome (untagged too). DEFER when the keyring is unusable, ERROR for wrong
     /// arguments.
-    batv_exim_verify(c"batv_exim_verify takes 2 arguments: {address}{/path/to/keyring}", keyring: true)
+    batv_exim_verify(c"batv_exim_verify takes 2 arguments: {address}{/path/to/keyring}", args: 2..=2)
         => verify
 }
 
@@ -297,9 +275,8 @@ dlfunc! {
     /// yields `valid`, `untagged`, `malformed`, `unknown-key`, `bad-signature` or `expired`.
     ///
     /// The keyring is always loaded, even for an untagged address, so that with a broken
-    /// keyring every bounce check tempfails (DEFER) rather than rejecting. An address that is
-    /// not UTF-8 is `malformed` when it starts with `prvs=`, else `untagged`.
-    batv_exim_status(c"batv_exim_status takes 2 arguments: {address}{/path/to/keyring}", keyring: true)
+    /// keyring every bounce check tempfails (DEFER) rather than rejecting.
+    batv_exim_status(c"batv_exim_status takes 2 arguments: {address}{/path/to/keyring}", args: 2..=2)
         => status
 }
 
@@ -307,25 +284,101 @@ dlfunc! {
     /// The address without its tags, unverified: `${dlfunc{LIB}{batv_exim_strip}{ADDRESS}}`.
     ///
     /// For delivery after the ACL has verified the tag, for monitor mode and for logs. Needs no
-    /// keyring. An address that is not UTF-8 comes back unchanged.
-    batv_exim_strip(c"batv_exim_strip takes 1 argument: {address}", keyring: false) => strip
+    /// keyring. What it cannot strip comes back unchanged.
+    batv_exim_strip(c"batv_exim_strip takes 1 argument: {address}", args: 1..=1) => strip
+}
+
+dlfunc! {
+    /// The bounce policy for one recipient:
+    /// `${dlfunc{LIB}{batv_exim_check}{SENDER}{RECIPIENT}{KEYRING}{EXEMPT}{BOUNCE_LOCAL_PARTS}{MONITOR}}`.
+    ///
+    /// OK with the verdict of docs/scheme.md as one line: `accept REASON` (`valid`, `exempt`,
+    /// `not-bounce`), `reject REASON REPLY` with the `550 5.7.1 ...` reply, or, in monitor mode,
+    /// `monitor REASON REPLY` for what would have been rejected. EXEMPT is a list of exemptions
+    /// (`user@domain`, `@domain`, `user@`), one or more a line, separated by spaces or commas;
+    /// lines starting with `#` are comments. BOUNCE_LOCAL_PARTS is such a list too (empty: the
+    /// default, `mailer-daemon`). MONITOR is `1` for monitor mode, `0` or empty for enforcing.
+    /// The last three may be left out. DEFER when the keyring is unusable or a setting is bad,
+    /// ERROR for wrong arguments.
+    batv_exim_check(c"batv_exim_check takes 3 to 6 arguments: {sender}{recipient}{/path/to/keyring}{exempt}{bounce local parts}{monitor}", args: 3..=6)
+        => check
+}
+
+/// The items of a list argument: split on whitespace and commas, `#` comment lines left out.
+fn list_items(list: &CStr) -> impl Iterator<Item = &[u8]> {
+    list.to_bytes()
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.trim_ascii_start().starts_with(b"#"))
+        .flat_map(|line| line.split(|&b| b.is_ascii_whitespace() || b == b','))
+        .filter(|item| !item.is_empty())
+}
+
+/// The policy the arguments describe, or the DEFER that names the bad setting.
+fn policy(args: &Args<'_>) -> Result<Policy, Answer> {
+    let bad = |msg| Err(Answer::Failed(DEFER, msg));
+    let mut policy = Policy::DEFAULT;
+    for item in list_items(args.get(3)) {
+        let Ok(pattern) = std::str::from_utf8(item) else { return bad(c"batv: an exemption is not UTF-8") };
+        if policy.add_exempt(pattern).is_err() {
+            return bad(c"batv: an exemption is not user@domain, @domain or user@");
+        }
+    }
+    let parts: Vec<&[u8]> = list_items(args.get(4)).collect();
+    if !parts.is_empty() {
+        let Ok(parts) = parts.iter().map(|p| std::str::from_utf8(p)).collect::<Result<Vec<_>, _>>() else {
+            return bad(c"batv: a bounce local part is not UTF-8");
+        };
+        if policy.set_bounce_local_parts(parts).is_err() {
+            return bad(c"batv: a bounce local part is empty or holds '@'");
+        }
+    }
+    match args.get(5).to_bytes() {
+        b"" | b"0" => {}
+        b"1" => policy.set_monitor(true),
+        _ => return bad(c"batv: the monitor argument must be 1 or 0"),
+    }
+    Ok(policy)
+}
+
+fn check(args: &Args<'_>) -> Answer {
+    let policy = match policy(args) {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    // Ordinary mail is decided even with a broken keyring; what could reject tempfails.
+    let now = batv_core::unix_now();
+    let ring = args.keyring(2, now);
+    let (sender, recipient) = (args.get(0).to_bytes(), args.get(1).to_bytes());
+    let v = match policy.check_with(ring.as_deref(), sender, recipient, now) {
+        Ok(v) => v,
+        Err(answer) => return *answer,
+    };
+    let reason = v.reason.as_str();
+    let line = match (v.accepted, v.monitored) {
+        (true, false) => format!("accept {reason}"),
+        (false, _) => format!("reject {reason} {}", v.smtp_reply.unwrap_or_default()),
+        (true, true) => format!("monitor {reason} {}", v.reason.smtp_reply().unwrap_or_default()),
+    };
+    Answer::copied(line.as_bytes())
 }
 
 fn sign(args: &Args<'_>) -> Answer {
-    let unchanged = Answer::borrowed(args.address);
-    let Some(address) = args.address() else { return unchanged };
-    if address.is_empty() || batv_core::is_tagged(address) {
+    let unchanged = Answer::borrowed(args.get(0));
+    let address = args.get(0).to_bytes();
+    // The null sender and a tagged address need no key, so not even a readable keyring.
+    if matches!(batv_core::admit(address), Admission::Null | Admission::Tagged(_)) {
         return unchanged;
     }
-    let ring = match args.keyring() {
+    let now = batv_core::unix_now();
+    let ring = match args.keyring(1, now) {
         Ok(ring) => ring,
         Err(answer) => return answer,
     };
     let mut buf = [0u8; SIGNED_MAX];
-    match ring.sign_into(address, batv_core::unix_now(), &mut buf) {
+    match ring.sign_into(address, now, &mut buf) {
         Ok(Signed::Written(n)) => Answer::copied(&buf[..n]),
         Ok(Signed::Unchanged) => unchanged,
-        // Unqualified or too long: SPEC section 5 sends it untagged.
+        // Cannot be signed: Exim sends it untagged (docs/scheme.md, "Where the faces differ").
         Err(batv_core::SignError::Address(_)) => unchanged,
         // SIGNED_MAX always suffices; this would be a bug.
         Err(batv_core::SignError::BufferTooSmall { .. }) => Answer::Failed(ERROR, PANICKED),
@@ -333,12 +386,12 @@ fn sign(args: &Args<'_>) -> Answer {
 }
 
 fn verify(args: &Args<'_>) -> Answer {
-    let ring = match args.keyring() {
+    let now = batv_core::unix_now();
+    let ring = match args.keyring(1, now) {
         Ok(ring) => ring,
         Err(answer) => return answer,
     };
-    let Some(address) = args.address() else { return Answer::borrowed(c"") };
-    let Ok(original) = ring.verify_at(address, batv_core::unix_now()) else {
+    let Ok(original) = ring.verify_at(args.get(0).to_bytes(), now) else {
         return Answer::borrowed(c"");
     };
     let mut buf = [0u8; SIGNED_MAX];
@@ -350,39 +403,22 @@ fn verify(args: &Args<'_>) -> Answer {
 }
 
 fn status(args: &Args<'_>) -> Answer {
-    let ring = match args.keyring() {
+    let now = batv_core::unix_now();
+    let ring = match args.keyring(1, now) {
         Ok(ring) => ring,
         Err(answer) => return answer,
     };
-    let outcome = match args.address() {
-        Some(address) => ring.status_at(address, batv_core::unix_now()),
-        None if starts_like_tag(args.address.to_bytes()) => batv_core::Outcome::Malformed,
-        None => batv_core::Outcome::Untagged,
-    };
-    Answer::borrowed(outcome_word(outcome))
+    let outcome = ring.status_at(args.get(0).to_bytes(), now);
+    Answer::borrowed(crate::capi::outcome_word(outcome))
 }
 
 fn strip(args: &Args<'_>) -> Answer {
-    let Some(address) = args.address() else { return Answer::borrowed(args.address) };
-    match batv_core::strip(address) {
-        std::borrow::Cow::Borrowed(s) if s.len() == address.len() => Answer::borrowed(args.address),
-        stripped => Answer::copied(stripped.as_bytes()),
-    }
-}
-
-fn starts_like_tag(address: &[u8]) -> bool {
-    address.len() >= 5 && address[..5].eq_ignore_ascii_case(b"prvs=")
-}
-
-fn outcome_word(outcome: batv_core::Outcome) -> &'static CStr {
-    use batv_core::Outcome::*;
-    match outcome {
-        Valid => c"valid",
-        Untagged => c"untagged",
-        Malformed => c"malformed",
-        UnknownKey => c"unknown-key",
-        BadSignature => c"bad-signature",
-        Expired => c"expired",
+    let address = args.get(0);
+    match batv_core::strip(address.to_bytes()) {
+        std::borrow::Cow::Borrowed(s) if s.len() == address.to_bytes().len() => {
+            Answer::borrowed(address)
+        }
+        stripped => Answer::copied(&stripped),
     }
 }
 
@@ -517,5 +553,43 @@ mod tests {
             (OK, b"u@example.com".to_vec())
         );
         assert_eq!(call(batv_exim_strip, &[b"\"prvs=0790e9e584=john doe\"@example.com"]).1, b"\"john doe\"@example.com");
+    }
+
+    #[test]
+    fn check_gives_the_core_verdict_as_one_line() {
+        let k = keys("check", SHA1, 0o600);
+        let p = path_arg(&k);
+        let ring = Keyring::parse(SHA1).unwrap();
+        let tagged = ring.sign("user@example.com").unwrap();
+        let reply = |r: batv_core::Reason| r.smtp_reply().unwrap();
+        let untagged = format!("reject untagged {}", reply(batv_core::Reason::Untagged));
+        let cases: Vec<(Vec<&[u8]>, String)> = vec![
+            (vec![b"", b"user@example.com", &p], untagged.clone()),
+            (vec![b"MAILER-DAEMON@mx.example.net", b"user@example.com", &p], untagged.clone()),
+            (vec![b"friend@example.net", b"user@example.com", &p], "accept not-bounce".into()),
+            (vec![b"", tagged.as_bytes(), &p], "accept valid".into()),
+            (vec![b"", b"dmarc@example.com", &p, b"# comment line\n@lists.example.org, dmarc@example.com\n"], "accept exempt".into()),
+            (vec![b"postmaster@x", b"user@example.com", &p, b"", b"postmaster"], untagged.clone()),
+            (vec![b"mailer-daemon@x", b"user@example.com", &p, b"", b"postmaster"], "accept not-bounce".into()),
+            (vec![b"", b"user@example.com", &p, b"", b"", b"1"], format!("monitor untagged {}", reply(batv_core::Reason::Untagged))),
+            (vec![b"", b"prvs=1790zzzzzz=u@example.com", &p, b"", b"", b"0"], format!("reject malformed {}", reply(batv_core::Reason::Malformed))),
+        ];
+        for (args, want) in cases {
+            assert_eq!(call(batv_exim_check, &args), (OK, want.into_bytes()), "{args:?}");
+        }
+        // A bad setting or an unusable keyring tempfails; wrong arguments are errors.
+        for bad in [
+            vec![&b""[..], b"u@example.com", &p, b"not-a-pattern"],
+            vec![b"", b"u@example.com", &p, b"", b"a@b"],
+            vec![b"", b"u@example.com", &p, b"", b"", b"yes"],
+            vec![b"", b"u@example.com", b"/nonexistent/batv.keys"],
+        ] {
+            assert_eq!(call(batv_exim_check, &bad).0, DEFER, "{bad:?}");
+        }
+        // Ordinary mail needs no key: it is accepted with the keyring gone.
+        let ordinary = [&b"friend@example.net"[..], b"u@example.com", b"/nonexistent/batv.keys"];
+        assert_eq!(call(batv_exim_check, &ordinary), (OK, b"accept not-bounce".to_vec()));
+        assert_eq!(call(batv_exim_check, &[b"", b"u@example.com"]).0, ERROR);
+        assert_eq!(call(batv_exim_check, &[b"", b"u@example.com", b"relative.keys"]).0, ERROR);
     }
 }

@@ -70,33 +70,22 @@ fn checked_in_header_matches_the_sources() {
     }
 }
 
-/// The comparison catches a changed exported signature: change `batv_sign`'s `buf_len` from
-/// `usize` to `u32` in a copy of the sources and the generated header no longer matches.
+/// The comparison catches a changed exported signature: a tiny crate with one exported
+/// function, generated once with a `size_t` argument and once with a `uint32_t` one, gives two
+/// headers that differ at that argument.
 #[test]
-fn a_changed_signature_fails_the_comparison() {
-    let copy = std::env::temp_dir().join(format!("batv-header-test-{}", std::process::id()));
-    std::fs::create_dir_all(&copy).expect("temp dir");
-    for entry in std::fs::read_dir(crate_dir().join("src")).expect("read src") {
-        let entry = entry.expect("dir entry");
-        std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy source");
-    }
-    let capi = copy.join("capi.rs");
-    let text = std::fs::read_to_string(&capi).expect("read capi.rs");
-    let needle = "    buf: *mut c_char,\n    buf_len: usize,\n    out_len: *mut usize,\n) -> batv_result {\n    ffi_boundary! {\n        // SAFETY: the caller's contract covers every pointer.\n        let (keyring, (address, mut out)) =";
-    assert!(
-        text.contains(needle),
-        "batv_sign's buffer arguments are where this test expects"
-    );
-    std::fs::write(
-        &capi,
-        text.replacen(needle, &needle.replacen("usize,", "u32,", 1), 1),
-    )
-    .expect("write modified capi.rs");
-
-    let unmodified = generate(&crate_dir().join("src"));
-    let modified = generate(&copy);
-    std::fs::remove_dir_all(&copy).ok();
-    let diff = first_difference(&unmodified, &modified)
-        .expect("a changed signature must change the header");
-    assert!(diff.contains("uint32_t buf_len"), "{diff}");
+fn a_changed_signature_changes_the_generated_header() {
+    let dir = batv_test_support::TempDir::new("header");
+    let header_for = |arg_type: &str| {
+        std::fs::write(
+            dir.join("lib.rs"),
+            format!("/// Doc.\n#[no_mangle]\npub extern \"C\" fn batv_probe(len: {arg_type}) {{}}\n"),
+        )
+        .expect("write the probe crate");
+        generate(dir.path())
+    };
+    let (wide, narrow) = (header_for("usize"), header_for("u32"));
+    assert!(wide.contains("batv_probe(size_t len)"), "{wide}");
+    let diff = first_difference(&wide, &narrow).expect("a changed signature must change the header");
+    assert!(diff.contains("uint32_t len"), "{diff}");
 }

@@ -47,6 +47,11 @@ failures = []
 passes = 0
 
 
+def one_line(reply):
+    """An SMTP reply that Exim wrapped over several lines, as one line."""
+    return re.sub(r"\n\d\.\d+\.\d+ ", " ", reply)
+
+
 def check(name, ok, detail=""):
     global passes
     if ok:
@@ -494,7 +499,7 @@ def main():
     for path in FILES:
         doc_file(path)
     with open("/etc/exim4/batv_exempt", "w") as f:
-        f.write(f"# test site data\ncarol@{DOMAIN}\n*@lists.{DOMAIN}\n")
+        f.write(f"# test site data\ncarol@{DOMAIN}\n@lists.{DOMAIN}\n")
     doc_run(mode)
 
     exim = Exim(args.work, exim_port)
@@ -521,8 +526,8 @@ def checks(exim, recorder, port, mode):
 
     # 1. A bounce to an untagged local address: 550. Ordinary mail and exemptions pass.
     res, _ = smtp_session(port, "", [alice])
-    check(f"{m}: bounce <> to untagged {alice} gets 550 (BATV untagged)",
-          code_of(res) == 550 and "untagged" in res[0][2], res)
+    check(f"{m}: bounce <> to untagged {alice} gets the core's 550 5.7.1 (no BATV tag)",
+          code_of(res) == 550 and "5.7.1 Bounce rejected: this address did not send the original message (no BATV tag)" in one_line(res[0][2]), res)
     res, _ = smtp_session(port, "MAILER-DAEMON@remote.example", [alice])
     check(f"{m}: bounce from MAILER-DAEMON@ to untagged {alice} gets 550", code_of(res) == 550, res)
     res, dc, got = deliver(port, alice, sender="someone@remote.example")
@@ -565,13 +570,13 @@ def checks(exim, recorder, port, mode):
     forged = signed[:9] + ("000000" if signed[9:15] != "000000" else "111111") + signed[15:]
     res, _ = smtp_session(port, "", [forged])
     check(f"{m}: bounce to a forged tag gets 550 (bad-signature)",
-          code_of(res) == 550 and "bad-signature" in res[0][2], res)
+          code_of(res) == 550 and "invalid BATV signature" in res[0][2], res)
     res, _ = smtp_session(port, "someone@remote.example", [forged])
     check(f"{m}: ordinary mail to a forged tag gets 550 too", code_of(res) == 550, res)
     unknown = "prvs=7" + signed[6:]
     res, _ = smtp_session(port, "", [unknown])
     check(f"{m}: a tag of a key not in the keyring gets 550 (unknown-key)",
-          code_of(res) == 550 and "unknown-key" in res[0][2], res)
+          code_of(res) == 550 and "signed with an unknown key" in res[0][2], res)
     # A malformed tag has no user behind it: the router cannot strip it, so Debian's
     # "verify = recipient" rejects it before the BATV statement would.
     res, _ = smtp_session(port, "", [f"prvs=x={alice}"])
@@ -583,7 +588,7 @@ def checks(exim, recorder, port, mode):
           old != signed and old.startswith("prvs=1"), old)
     res, _ = smtp_session(port, "", [old])
     check(f"{m}: bounce to a tag signed 10 days ago gets 550 (expired)",
-          code_of(res) == 550 and "expired" in res[0][2], res)
+          code_of(res) == 550 and "BATV tag has expired" in res[0][2], res)
     # A day whose number is 995 mod 1000: the tag's day stamp wraps to 002.
     today = now // DAY
     d0 = today + (995 - today % 1000) % 1000

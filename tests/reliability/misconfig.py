@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The misconfiguration matrix (issue 7): every keyring error of SPEC section 8, through every
+"""The misconfiguration matrix: every keyring error of docs/scheme.md ("Keyring file"), through every
 binding, must give its clear error, and none may show the secret.
 
 One table, CASES: each row is a broken keyring (file text and mode, or a path that is not a
@@ -355,13 +355,15 @@ def main():
     work = tempfile.mkdtemp(prefix="batv-misconfig-")
     os.chmod(work, 0o755)  # nobody must reach the files (and be refused by their own modes)
     try:
+        stage(work, lib, os.path.abspath(a.batv), a.python)
         if not a.no_exim:
             os.makedirs(os.path.join(work, "spool"))
+            # The SMTP session runs as Debian-exim: it loads the staged copy of the library, as
+            # the checkout may sit where that user cannot reach it.
             with open(os.path.join(work, "exim.conf"), "w") as f:
-                f.write(EXIM_CONF.format(work=work, lib=lib).replace("$acl_m_keys", "KEYS"))
+                f.write(EXIM_CONF.format(work=work, lib=STAGE["lib"]).replace("$acl_m_keys", "KEYS"))
             shutil.chown(os.path.join(work, "spool"), "Debian-exim", "Debian-exim")
             exim_control(lib, work)
-        stage(work, lib, os.path.abspath(a.batv), a.python)
         bindings = 3 if a.no_exim else 4
         python_repr(a.python, work)
         for i, case in enumerate(CASES):

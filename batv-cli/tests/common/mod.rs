@@ -8,11 +8,14 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A directory of its own for one test, removed when the test passes.
+#[allow(unused_imports)] // each test binary uses a different part of this module
+pub use batv_test_support::{noon_utc, vector_rows};
+
+/// A directory of its own for one test, removed when the test ends.
 pub struct Scratch {
     pub dir: PathBuf,
+    _tmp: batv_test_support::TempDir,
 }
 
 /// What one run of `batv` produced.
@@ -46,17 +49,17 @@ impl Run {
     }
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir()
-            .join("batv-cli-tests")
-            .join(format!("{name}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch { dir }
+        let tmp = batv_test_support::TempDir::new(&format!("cli-{name}"));
+        Scratch { dir: tmp.path().to_path_buf(), _tmp: tmp }
+    }
+
+    /// A scratch directory with `text` as its default keyring `batv.keys` (mode 0600).
+    pub fn with_keyring(name: &str, text: &str) -> Scratch {
+        let s = Scratch::new(name);
+        s.write_keyring("batv.keys", text, 0o600);
+        s
     }
 
     /// The default keyring path, as `batv` resolves it in this directory.
@@ -145,14 +148,6 @@ impl Scratch {
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 /// Every form in which a secret of a keyring file under `dir` could leak: the secret as
 /// written, its bytes in hex, and the start of its bytes as a Debug list.
 pub fn secrets_in(dir: &Path) -> Vec<String> {
@@ -236,46 +231,4 @@ fn hex_decode(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
         .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
         .collect()
-}
-
-/// The shared vectors: `$BATV_VECTORS`, else `shared/vectors` beside the checkout.
-pub fn vectors_dir() -> PathBuf {
-    match std::env::var_os("BATV_VECTORS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-    }
-}
-
-/// The data rows of a vector file, split on tabs.
-pub fn vector_rows(name: &str) -> Vec<Vec<String>> {
-    let path = vectors_dir().join(name);
-    let text = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e} (set BATV_VECTORS)", path.display()));
-    let rows: Vec<Vec<String>> = text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect();
-    assert!(!rows.is_empty(), "{} has no rows", path.display());
-    rows
-}
-
-/// Unix seconds at noon UTC of a `YYYY-MM-DD` date (proleptic Gregorian calendar).
-pub fn noon_utc(date: &str) -> i64 {
-    let mut parts = date
-        .split('-')
-        .map(|p| p.parse::<i64>().expect("date digits"));
-    let (y, m, d) = (
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-    );
-    // Days from civil, counting years from March so the leap day comes last.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + 43_200
 }

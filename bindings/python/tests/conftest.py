@@ -1,4 +1,4 @@
-"""Shared fixtures: where the repository and the shared vectors are, and small keyrings."""
+"""Shared fixtures: where the repository and its test vectors are, and small keyrings."""
 
 from __future__ import annotations
 
@@ -18,16 +18,15 @@ DAY = 86_400
 
 
 def vectors_dir() -> Path:
-    """The shared vectors: $BATV_VECTORS, else ../shared/vectors beside the checkout."""
-    env = os.environ.get("BATV_VECTORS")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "vectors"
+    """The repository's test vectors, tests/vectors/."""
+    return REPO_ROOT / "tests" / "vectors"
 
 
 def vector_rows(name: str) -> list[list[str]]:
     """The rows of a vector file; a missing or empty file fails (vectors are never skipped)."""
     path = vectors_dir() / name
     if not path.is_file():
-        pytest.fail(f"cannot read {path} (set BATV_VECTORS to the shared vectors directory)")
+        pytest.fail(f"cannot read {path}")
     rows = [
         line.split("\t")
         for line in path.read_text(encoding="utf-8").splitlines()

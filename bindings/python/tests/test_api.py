@@ -248,8 +248,8 @@ def test_sign_leaves_bounces_and_tagged_addresses_alone(sha1_keys: batv.Keyring)
         ("us\x00er@example.com", "control character"),
         ("a" * 230 + "@example.com", "too long"),
         # the SMTP path with its angle brackets: sign the address inside them
-        ("<user@example.com>", "remove the angle brackets"),
-        ("<user@example.com", "remove the angle brackets"),
+        ("<user@example.com>", "give the address inside <...>"),
+        ("<user@example.com", "give the address inside <...>"),
         # a space (or other whitespace) outside a quoted local part
         (" user@example.com", "whitespace outside a quoted local part"),
         ("user@example.com ", "whitespace outside a quoted local part"),

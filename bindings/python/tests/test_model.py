@@ -1,7 +1,7 @@
-"""A cross-check against a model of SPEC sections 3 and 4 written here with the standard library
+"""A cross-check against a model of docs/scheme.md ("MAC schemes", "Days") written here with the standard library
 only (hmac, hashlib): 10,000 random keyrings, addresses and days, signed and verified by both.
 
-The model is deliberately naive: it recomputes everything from the SPEC's words and shares no
+The model is deliberately naive: it recomputes everything from that page's words and shares no
 code or tables with the Rust core.
 """
 

@@ -1,4 +1,4 @@
-"""The shared test vectors through the Python API: batv-scheme.tsv (SPEC sections 3 and 4) and
+"""The test vectors of tests/vectors/ through the Python API: batv-scheme.tsv (both schemes) and
 exim-prvs.tsv (made by a real Exim 4.96 ${prvs}), signed, verified, stripped and tampered with.
 """
 

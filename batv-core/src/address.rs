@@ -1,0 +1,226 @@
+//! Admission: what the raw octets a mail server received are (docs/scheme.md, "Admission").
+//!
+//! Every face hands addresses to the core as octets, and every entry point of the core starts
+//! here, so that every face classifies every address the same way.
+
+use crate::error::AddressProblem;
+use crate::wire::{self, Tag, MAX_ADDRESS_LEN};
+
+/// What an address is, before any key is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission<'a> {
+    /// The null sender of a bounce: empty, `<>`, or `"<>"`.
+    Null,
+    /// An address without a tag (qualified or not: `postmaster` is one).
+    Untagged(&'a str),
+    /// A well-formed tag, not yet verified.
+    Tagged(Tag<'a>),
+    /// Not an address, or a tag that is not one.
+    Malformed(AddressProblem),
+}
+
+/// Classifies the octets of one address (without SMTP's angle brackets; see [`unbracket`]).
+///
+/// ```
+/// use batv_core::{admit, Admission, AddressProblem};
+/// assert_eq!(admit(b"<>"), Admission::Null);
+/// assert_eq!(admit(b"user@example.com"), Admission::Untagged("user@example.com"));
+/// assert!(matches!(admit(b"prvs=1790c1c5ba=user@example.com"), Admission::Tagged(_)));
+/// assert_eq!(admit(b"us\xffer@example.com"), Admission::Malformed(AddressProblem::NotUtf8));
+/// ```
+pub fn admit(raw: &[u8]) -> Admission<'_> {
+    match admit_text(raw) {
+        Ok(None) => Admission::Null,
+        Ok(Some(text)) if wire::starts_like_tag(raw) => match wire::parse(text) {
+            Ok(tag) => Admission::Tagged(tag),
+            Err(p) => Admission::Malformed(p),
+        },
+        Ok(Some(text)) => Admission::Untagged(text),
+        Err(p) => Admission::Malformed(p),
+    }
+}
+
+/// The checks every address passes before its tag is looked at: `None` for the null sender.
+fn admit_text(raw: &[u8]) -> Result<Option<&str>, AddressProblem> {
+    if matches!(raw, b"" | b"<>" | b"\"<>\"") {
+        return Ok(None);
+    }
+    // One pass finds whether anything needs a closer look (most addresses: nothing). A control
+    // character is named before every other problem: it is the one that can break a log line
+    // or a protocol a face prints the address into.
+    let unusual = raw.iter().fold(false, |u, &b| u | matches!(b, 0..=0x20 | 0x7f.. | b'<' | b'>'));
+    if unusual && raw.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(AddressProblem::ControlCharacter);
+    }
+    if raw.len() > MAX_ADDRESS_LEN {
+        return Err(AddressProblem::TooLong { len: raw.len() });
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| AddressProblem::NotUtf8)?;
+    // A local part that opens a quote is one quoted string, closed before the `@`.
+    let quoted_until = match raw.first() {
+        Some(b'"') => {
+            let at = wire::last_at(text).unwrap_or(text.len());
+            if quoted_string_len(&raw[..at]) != Some(at) {
+                return Err(AddressProblem::QuotedLocalPart);
+            }
+            Some(at)
+        }
+        _ => None,
+    };
+    if unusual {
+        outside_quotes(text, quoted_until)?;
+    }
+    Ok(Some(text))
+}
+
+/// `<`, `>` and whitespace are allowed only inside a quoted local part (RFC 5321), which ends
+/// at `quoted_until`; Unicode whitespace counts too, as a copy-and-paste accident rather than
+/// an address.
+fn outside_quotes(text: &str, quoted_until: Option<usize>) -> Result<(), AddressProblem> {
+    let outside = &text[quoted_until.unwrap_or(0)..];
+    if outside.bytes().any(|c| c == b'<' || c == b'>') {
+        Err(AddressProblem::AngleBrackets)
+    } else if outside.chars().any(char::is_whitespace) {
+        Err(AddressProblem::Whitespace)
+    } else {
+        Ok(())
+    }
+}
+
+/// The length of the quoted string (`"`, octets where `\` escapes the next, the first
+/// unescaped `"`) that starts `b`, if it is complete.
+fn quoted_string_len(b: &[u8]) -> Option<usize> {
+    if b.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The address inside an SMTP path: `<user@example.com>` gives `user@example.com`, `<>` the
+/// empty null sender, and a source route (`<@relay.example:user@example.com>`, RFC 5321) is
+/// dropped; anything else comes back as it is. For faces that receive the path as the MTA
+/// wrote it (a milter's `MAIL FROM` and `RCPT TO` arguments).
+pub fn unbracket(raw: &[u8]) -> &[u8] {
+    let [b'<', inner @ .., b'>'] = raw else { return raw };
+    match inner {
+        [b'@', route @ ..] => route.iter().position(|&b| b == b':').map_or(inner, |c| &route[c + 1..]),
+        _ => inner,
+    }
+}
+
+/// Checks that an untagged address can be signed: qualified, and short enough once tagged.
+pub(crate) fn check_signable(text: &str) -> Result<(), AddressProblem> {
+    let at = wire::last_at(text).ok_or(AddressProblem::NoAt)?;
+    // A quoted local part needs something between its quotes (`"x"`), or its tag would not
+    // parse back.
+    let local = &text.as_bytes()[..at];
+    if local.is_empty() || (local[0] == b'"' && local.len() < 3) {
+        return Err(AddressProblem::EmptyLocalPart);
+    }
+    if at + 1 == text.len() {
+        return Err(AddressProblem::EmptyDomain);
+    }
+    if text.len() + wire::TAG_OVERHEAD > MAX_ADDRESS_LEN {
+        return Err(AddressProblem::TooLongToSign { len: text.len() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AddressProblem::*;
+
+    fn problem(raw: &[u8]) -> Option<AddressProblem> {
+        match admit(raw) {
+            Admission::Malformed(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_null_sender_in_its_three_spellings() {
+        for null in [&b""[..], b"<>", b"\"<>\""] {
+            assert_eq!(admit(null), Admission::Null, "{null:?}");
+        }
+        assert_eq!(problem(b"< >"), Some(AngleBrackets));
+    }
+
+    #[test]
+    fn what_is_not_an_address() {
+        let long = [b'a'; 255];
+        let cases: &[(&[u8], AddressProblem)] = &[
+            (&long, TooLong { len: 255 }),
+            (b"\xff@example.com", NotUtf8),
+            (b"prvs=1790c1c5ba=\xff@example.com", NotUtf8),
+            (b"us\0er@example.com", ControlCharacter),
+            (b"\tuser@example.com", ControlCharacter),
+            (b"user@example.com\r", ControlCharacter),
+            (b"<user@example.com>", AngleBrackets),
+            (b"John <j@example.com>", AngleBrackets),
+            (b"\"john doe\"@<example.com>", AngleBrackets),
+            (b" user@example.com", Whitespace),
+            (b"user@exa mple.com", Whitespace),
+            ("us\u{a0}er@example.com".as_bytes(), Whitespace),
+            (b"\"a\" \"b\"@example.com", QuotedLocalPart),
+            (b"\"a \\\"@example.com", QuotedLocalPart), // the closing quote is escaped
+            (b"\"xy@example.com", QuotedLocalPart),
+            (b"\"a\"b@example.com", QuotedLocalPart),
+            (b"\"prvs=1790c1c5ba=user@example.com", QuotedLocalPart),
+            (b"prvs=1790c1c5bz=user@example.com", BadHex),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(problem(raw), Some(*want), "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn what_is_an_address() {
+        let fits = [b'a'; 254];
+        let untagged: &[&[u8]] = &[
+            b"user@example.com",
+            b"postmaster",
+            b"\"john doe\"@example.com",
+            b"\"<john>\"@example.com",
+            b"\"a\\\" b\"@example.com",
+            "jos\u{e9}@ex\u{e4}mple.org".as_bytes(),
+            &fits,
+        ];
+        for raw in untagged {
+            assert!(matches!(admit(raw), Admission::Untagged(_)), "{:?}", String::from_utf8_lossy(raw));
+        }
+        let t = admit(b"\"prvs=0790e9e584=john doe\"@example.com");
+        assert!(matches!(t, Admission::Tagged(t) if t.original.to_string() == "\"john doe\"@example.com"));
+    }
+
+    #[test]
+    fn unbracket_removes_one_pair() {
+        assert_eq!(unbracket(b"<user@example.com>"), b"user@example.com");
+        assert_eq!(unbracket(b"<>"), b"");
+        assert_eq!(unbracket(b"<<a@b>>"), b"<a@b>");
+        assert_eq!(unbracket(b"user@example.com"), b"user@example.com");
+        assert_eq!(unbracket(b"<user@example.com"), b"<user@example.com");
+        assert_eq!(unbracket(b"<@a.example,@b.example:user@example.com>"), b"user@example.com");
+        assert_eq!(unbracket(b"<@relay.example>"), b"@relay.example");
+    }
+
+    #[test]
+    fn signable() {
+        assert_eq!(check_signable("user"), Err(NoAt));
+        assert_eq!(check_signable("@example.com"), Err(EmptyLocalPart));
+        assert_eq!(check_signable("\"@example.com"), Err(EmptyLocalPart));
+        assert_eq!(check_signable("user@"), Err(EmptyDomain));
+        let longest = format!("{}@example.com", "a".repeat(254 - 16 - 12));
+        assert_eq!(check_signable(&longest), Ok(()));
+        let over = format!("a{longest}");
+        assert_eq!(check_signable(&over), Err(TooLongToSign { len: 239 }));
+    }
+}

@@ -1,0 +1,382 @@
+//! Keys and the keyring: signing and verifying (docs/scheme.md, "Signing" and "Outcomes").
+
+use crate::address::{self, admit, Admission};
+use crate::days::{self, DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS, MAX_LIFETIME_DAYS, MAX_SKEW_DAYS};
+use crate::error::{KeyringError, KeyringErrorKind, Outcome, SignError, VerifyError};
+use crate::mac::{KeyMac, Scheme};
+use crate::wire::{self, Original, MAX_ADDRESS_LEN};
+use core::fmt;
+use zeroize::Zeroizing;
+
+/// Number of key slots (`K` is one digit).
+pub const KEY_SLOTS: usize = 10;
+
+/// Shortest `base64:` or `hex:` secret accepted, in bytes.
+pub const MIN_ENCODED_SECRET_LEN: usize = 16;
+
+/// Length of a generated secret in bytes.
+pub const GENERATED_SECRET_LEN: usize = 32;
+
+/// Octets a caller buffer needs for any signed address (without a terminating NUL).
+pub const SIGNED_MAX: usize = MAX_ADDRESS_LEN;
+
+/// How a secret is written in the keyring file, so that a rewritten file keeps it as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretEncoding {
+    /// `base64:` (standard alphabet, padded).
+    Base64,
+    /// `hex:` (either case).
+    Hex,
+    /// `text:` the rest of the line, verbatim (for secrets shared with Exim's `${prvs}`).
+    Text,
+}
+
+/// One key: its number, scheme and secret, with the HMAC keyed once.
+#[derive(Clone)]
+pub struct Key {
+    pub(crate) number: u8,
+    scheme: Scheme,
+    pub(crate) encoding: SecretEncoding,
+    pub(crate) secret: Zeroizing<Vec<u8>>,
+    mac: KeyMac,
+    /// The UTC day number on which it stopped signing, when the keyring records one.
+    pub(crate) stopped: Option<i64>,
+}
+
+impl Key {
+    /// A key from raw secret bytes. The number must be 0-9 and the secret non-empty.
+    pub fn new(number: u8, scheme: Scheme, secret: &[u8]) -> Result<Key, KeyringErrorKind> {
+        Key::with_encoding(number, scheme, SecretEncoding::Base64, secret)
+    }
+
+    pub(crate) fn with_encoding(
+        number: u8,
+        scheme: Scheme,
+        encoding: SecretEncoding,
+        secret: &[u8],
+    ) -> Result<Key, KeyringErrorKind> {
+        if usize::from(number) >= KEY_SLOTS {
+            return Err(KeyringErrorKind::BadKeyNumber);
+        }
+        if secret.is_empty() {
+            return Err(KeyringErrorKind::EmptySecret);
+        }
+        let mac = KeyMac::new(scheme, secret);
+        Ok(Key { number, scheme, encoding, secret: Zeroizing::new(secret.to_vec()), mac, stopped: None })
+    }
+
+    /// A new key with 32 random bytes from the operating system.
+    pub fn generate(number: u8, scheme: Scheme) -> Result<Key, KeyringErrorKind> {
+        let mut secret = Zeroizing::new([0u8; GENERATED_SECRET_LEN]);
+        getrandom::fill(&mut secret[..]).map_err(|_| KeyringErrorKind::NoRandomness)?;
+        Key::new(number, scheme, &secret[..])
+    }
+
+    /// The key number, 0-9.
+    pub fn number(&self) -> u8 {
+        self.number
+    }
+
+    /// The MAC scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The UTC day number (days since 1970-01-01) on which this key stopped signing, if the
+    /// keyring records it: every key that a promotion or rotation took the signing from.
+    pub fn stopped_signing(&self) -> Option<i64> {
+        self.stopped
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("number", &self.number)
+            .field("scheme", &self.scheme)
+            .field("stopped_signing", &self.stopped)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An immutable set of up to ten keys with the lifetime and skew that go with them.
+///
+/// `Send + Sync`: build it once and share it between threads. One key signs; all verify.
+///
+/// ```
+/// use batv_core::Keyring;
+/// let keys = Keyring::parse("key 1 hmac-sha1 text:secret\n").unwrap();
+/// let now = 1_795_700_000; // 2026-11-26 12:53 UTC
+/// let signed = keys.sign_at("user@example.com", now).unwrap();
+/// assert_eq!(signed, "prvs=1790c1c5ba=user@example.com");
+/// assert_eq!(keys.verify_at(&signed, now).unwrap().to_string(), "user@example.com");
+/// ```
+#[derive(Clone)]
+pub struct Keyring {
+    pub(crate) keys: [Option<Key>; KEY_SLOTS],
+    pub(crate) sign_key: u8,
+    pub(crate) lifetime_days: u16,
+    pub(crate) skew_days: u16,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("keys", &self.keys().collect::<Vec<_>>())
+            .field("sign_key", &self.sign_key)
+            .field("lifetime_days", &self.lifetime_days)
+            .field("skew_days", &self.skew_days)
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// A keyring with one key, which signs, and the default lifetime (7) and skew (1).
+    pub fn with_key(key: Key) -> Keyring {
+        let sign_key = key.number;
+        let mut keys: [Option<Key>; KEY_SLOTS] = Default::default();
+        keys[usize::from(sign_key)] = Some(key);
+        Keyring { keys, sign_key, lifetime_days: DEFAULT_LIFETIME_DAYS, skew_days: DEFAULT_SKEW_DAYS }
+    }
+
+    /// A new keyring with one generated `hmac-sha256` key, number 1.
+    pub fn generate() -> Result<Keyring, KeyringError> {
+        Key::generate(1, Scheme::HmacSha256).map(Keyring::with_key).map_err(KeyringError::new)
+    }
+
+    /// This keyring with a new generated key of the sign key's scheme under the next key number
+    /// (9 wraps to 0), which signs from `now` on: [`Keyring::added`] and [`Keyring::promoted`]
+    /// in one step, for a single host. A key already under that number is replaced (see
+    /// [`Keyring::rotation_replaces`]).
+    pub fn rotated(&self, now: i64) -> Result<Keyring, KeyringError> {
+        self.rotated_with(self.signing_key().scheme, now)
+    }
+
+    /// Like [`Keyring::rotated`], with a new key of `scheme`: how a keyring shared with Exim's
+    /// `${prvs}` (hmac-sha1) moves to hmac-sha256. The old keys keep verifying.
+    pub fn rotated_with(&self, scheme: Scheme, now: i64) -> Result<Keyring, KeyringError> {
+        let next = self.next_key_number();
+        let mut ring = self.clone();
+        ring.keys[usize::from(next)] = Some(Key::generate(next, scheme).map_err(KeyringError::new)?);
+        ring.promoted(next, now)
+    }
+
+    /// This keyring with a new generated key of `scheme` under the next key number, which
+    /// verifies but does not sign yet: the first step of a rotation across several hosts
+    /// (docs/operations.md). The number's slot must be free, or hold a key that
+    /// [`Keyring::prunable`] says may go.
+    pub fn added(&self, scheme: Scheme, now: i64) -> Result<Keyring, KeyringError> {
+        let next = self.next_key_number();
+        if let Some(old) = self.key(next) {
+            if !self.prunable(next, now) {
+                let until = old.stopped.map(|day| day + self.window_days());
+                return Err(KeyringError::new(KeyringErrorKind::NextKeyInUse { number: next, until }));
+            }
+        }
+        let mut ring = self.clone();
+        ring.keys[usize::from(next)] = Some(Key::generate(next, scheme).map_err(KeyringError::new)?);
+        Ok(ring)
+    }
+
+    /// This keyring with key `number` signing from `now` on. The key that signed until now is
+    /// recorded as having stopped signing today; the new sign key loses any such record.
+    pub fn promoted(&self, number: u8, now: i64) -> Result<Keyring, KeyringError> {
+        if self.key(number).is_none() {
+            return Err(KeyringError::new(KeyringErrorKind::NoSuchKey(number)));
+        }
+        let mut ring = self.clone();
+        if number != self.sign_key {
+            if let Some(old) = ring.keys[usize::from(self.sign_key)].as_mut() {
+                old.stopped = Some(days::day_number(now));
+            }
+        }
+        if let Some(new) = ring.keys[usize::from(number)].as_mut() {
+            new.stopped = None;
+        }
+        ring.sign_key = number;
+        Ok(ring)
+    }
+
+    /// The key number a rotation or an addition takes: the one after the sign key (9 wraps
+    /// to 0).
+    pub fn next_key_number(&self) -> u8 {
+        (self.sign_key + 1) % KEY_SLOTS as u8
+    }
+
+    /// The old key that [`Keyring::rotated`] would replace, if that slot is in use.
+    pub fn rotation_replaces(&self) -> Option<u8> {
+        let n = self.next_key_number();
+        self.key(n).map(|_| n)
+    }
+
+    /// This keyring without the keys that [`Keyring::prunable`] says may go.
+    pub fn pruned(&self, now: i64) -> Keyring {
+        let mut ring = self.clone();
+        for n in 0..KEY_SLOTS as u8 {
+            if self.prunable(n, now) {
+                ring.keys[usize::from(n)] = None;
+            }
+        }
+        ring
+    }
+
+    /// Whether key `number` stopped signing more than `lifetime + skew` days before `now`, so
+    /// that no tag it made can still verify. A key with no record of when it stopped signing
+    /// is never prunable.
+    pub fn prunable(&self, number: u8, now: i64) -> bool {
+        let stopped = self.key(number).and_then(|k| k.stopped);
+        stopped.is_some_and(|day| days::day_number(now) > day + self.window_days())
+    }
+
+    /// Days after its last signing day that a key's tags may still verify: lifetime + skew.
+    fn window_days(&self) -> i64 {
+        i64::from(self.lifetime_days) + i64::from(self.skew_days)
+    }
+
+    /// This keyring with another lifetime (1-365 days).
+    pub fn with_lifetime_days(mut self, days: u16) -> Result<Keyring, KeyringErrorKind> {
+        if !(1..=MAX_LIFETIME_DAYS).contains(&days) {
+            return Err(KeyringErrorKind::LifetimeOutOfRange);
+        }
+        self.lifetime_days = days;
+        Ok(self)
+    }
+
+    /// This keyring with another skew (0-7 days).
+    pub fn with_skew_days(mut self, days: u16) -> Result<Keyring, KeyringErrorKind> {
+        if days > MAX_SKEW_DAYS {
+            return Err(KeyringErrorKind::SkewOutOfRange);
+        }
+        self.skew_days = days;
+        Ok(self)
+    }
+
+    /// The keys, in number order.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.iter().flatten()
+    }
+
+    /// The key with this number, if any.
+    pub fn key(&self, number: u8) -> Option<&Key> {
+        self.keys.get(usize::from(number)).and_then(Option::as_ref)
+    }
+
+    /// The key that signs.
+    pub fn signing_key(&self) -> &Key {
+        match self.key(self.sign_key) {
+            Some(k) => k,
+            None => unreachable!("every constructor puts a key in the sign-key slot"),
+        }
+    }
+
+    /// Days a new tag lives.
+    pub fn lifetime_days(&self) -> u16 {
+        self.lifetime_days
+    }
+
+    /// Days of clock skew tolerated beyond the lifetime.
+    pub fn skew_days(&self) -> u16 {
+        self.skew_days
+    }
+
+    /// Signs an envelope sender with the system clock. See [`Keyring::sign_at`].
+    pub fn sign(&self, address: &str) -> Result<String, SignError> {
+        self.sign_at(address, days::unix_now())
+    }
+
+    /// Signs an envelope sender as of `now` (Unix seconds).
+    ///
+    /// The null sender and tagged addresses come back unchanged. What is not an address, an
+    /// unqualified address, or one whose signed form would exceed 254 octets is an error:
+    /// send it untagged.
+    pub fn sign_at(&self, address: &str, now: i64) -> Result<String, SignError> {
+        let mut buf = [0u8; SIGNED_MAX];
+        match self.sign_into(address, now, &mut buf)? {
+            Signed::Unchanged => Ok(address.to_owned()),
+            // ASCII tag characters around the pieces of a str.
+            Signed::Written(n) => Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        }
+    }
+
+    /// Signs the octets of an address into a caller buffer without allocating.
+    ///
+    /// [`Signed::Unchanged`] for the null sender and tagged addresses (the caller uses the
+    /// input as it is), else [`Signed::Written`] with the length of the signed address in
+    /// `out`. [`SIGNED_MAX`] octets always suffice.
+    pub fn sign_into<A: AsRef<[u8]> + ?Sized>(
+        &self,
+        address: &A,
+        now: i64,
+        out: &mut [u8],
+    ) -> Result<Signed, SignError> {
+        let text = match admit(address.as_ref()) {
+            Admission::Null | Admission::Tagged(_) => return Ok(Signed::Unchanged),
+            Admission::Malformed(p) => return Err(p.into()),
+            Admission::Untagged(text) => text,
+        };
+        address::check_signable(text)?;
+        let key = self.signing_key();
+        let kddd = kddd(key.number, days::expiry_stamp(now, self.lifetime_days));
+        let mac = key.mac.tag(&kddd, Original::whole(text));
+        wire::write_signed(text, &kddd, mac, out)
+            .map(Signed::Written)
+            .map_err(|needed| SignError::BufferTooSmall { needed })
+    }
+
+    /// Verifies a tagged address with the system clock. See [`Keyring::verify_at`].
+    pub fn verify<'a, A: AsRef<[u8]> + ?Sized>(&self, address: &'a A) -> Result<Original<'a>, VerifyError> {
+        self.verify_at(address, days::unix_now())
+    }
+
+    /// Verifies a tagged address as of `now` and returns the original address, borrowed from
+    /// the input, or why it is not valid. Never allocates.
+    pub fn verify_at<'a, A: AsRef<[u8]> + ?Sized>(
+        &self,
+        address: &'a A,
+        now: i64,
+    ) -> Result<Original<'a>, VerifyError> {
+        let tag = match admit(address.as_ref()) {
+            Admission::Tagged(tag) => tag,
+            Admission::Null | Admission::Untagged(_) => return Err(VerifyError::Untagged),
+            Admission::Malformed(p) => return Err(VerifyError::Malformed(p)),
+        };
+        let key = self.key(tag.key_number()).ok_or(VerifyError::UnknownKey(tag.key_number()))?;
+        // A forged tag is reported as forged, whatever its day.
+        if !key.mac.matches(&tag) {
+            return Err(VerifyError::BadSignature);
+        }
+        if !days::within_window(tag.day_stamp(), now, self.lifetime_days, self.skew_days) {
+            return Err(VerifyError::Expired);
+        }
+        Ok(tag.original)
+    }
+
+    /// The outcome for an address as of `now`.
+    pub fn status_at<A: AsRef<[u8]> + ?Sized>(&self, address: &A, now: i64) -> Outcome {
+        match self.verify_at(address, now) {
+            Ok(_) => Outcome::Valid,
+            Err(e) => e.outcome(),
+        }
+    }
+
+    /// The outcome for an address with the system clock.
+    pub fn status<A: AsRef<[u8]> + ?Sized>(&self, address: &A) -> Outcome {
+        self.status_at(address, days::unix_now())
+    }
+}
+
+/// What [`Keyring::sign_into`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signed {
+    /// The address is the null sender or already tagged: use it as it is.
+    Unchanged,
+    /// The signed address is in the buffer, this many octets long.
+    Written(usize),
+}
+
+/// The ASCII `K` `DDD` characters for a key number and day stamp.
+fn kddd(key_number: u8, day_stamp: u16) -> [u8; 4] {
+    let digit = |n: u16| b'0' + (n % 10) as u8;
+    [b'0' + key_number, digit(day_stamp / 100), digit(day_stamp / 10), digit(day_stamp)]
+}
