@@ -139,22 +139,58 @@ pub struct Guarded {
 pub const MAX_PACKET: u32 = 256 * 1024;
 
 /// Follows the milter framing (a 4-octet big-endian length, then that many octets) of the
-/// octets read, to refuse an oversized packet before the library allocates for it.
+/// octets read, to refuse an oversized packet before the library allocates for it, and hands
+/// the octets on with Sendmail's connect packet made readable (see [`sendmail_connect`]).
 #[derive(Default)]
 struct Frames {
     header: [u8; 4],
     have: usize,
     remaining: u32,
+    /// The length is read and the packet's command octet has not come yet: the length is
+    /// held back until it is known whether the packet is a connect packet.
+    at_command: bool,
+    /// The connect packet being collected, rewritten when whole.
+    connect: Option<Vec<u8>>,
+    /// Octets ready for the library, from `pos` on.
+    out: Vec<u8>,
+    pos: usize,
 }
+
+/// The milter protocol's connect command.
+const CONNECT: u8 = b'C';
 
 impl Frames {
     /// Takes the octets just read; false when a packet is over the limit.
     fn take(&mut self, mut data: &[u8]) -> bool {
+        if self.pos == self.out.len() {
+            self.out.clear();
+            self.pos = 0;
+        }
         while !data.is_empty() {
             if self.remaining > 0 {
+                if self.at_command {
+                    self.at_command = false;
+                    if data[0] == CONNECT {
+                        self.connect = Some(Vec::with_capacity(self.remaining as usize));
+                    } else {
+                        self.out.extend_from_slice(&self.header);
+                    }
+                }
                 let n = data.len().min(self.remaining as usize);
+                match self.connect.as_mut() {
+                    Some(body) => body.extend_from_slice(&data[..n]),
+                    None => self.out.extend_from_slice(&data[..n]),
+                }
                 self.remaining -= n as u32;
                 data = &data[n..];
+                if self.remaining == 0 {
+                    if let Some(body) = self.connect.take() {
+                        let body = sendmail_connect(body);
+                        // Never longer than it was, so the length fits.
+                        self.out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                        self.out.extend_from_slice(&body);
+                    }
+                }
                 continue;
             }
             self.header[self.have] = data[0];
@@ -166,11 +202,47 @@ impl Frames {
                 if len > MAX_PACKET {
                     return false;
                 }
-                self.remaining = len;
+                if len == 0 {
+                    self.out.extend_from_slice(&self.header);
+                } else {
+                    self.remaining = len;
+                    self.at_command = true;
+                }
             }
         }
         true
     }
+
+    /// Moves ready octets into `buf` (which has room); false when there are none.
+    fn give(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let ready = &self.out[self.pos..];
+        if ready.is_empty() {
+            return false;
+        }
+        let n = ready.len().min(buf.remaining());
+        buf.put_slice(&ready[..n]);
+        self.pos += n;
+        true
+    }
+}
+
+/// Sendmail writes an IPv6 client's address in its connect packet (the command octet `C`, the
+/// host name, NUL, the family `6`, two octets of port, the address, NUL) the way it writes
+/// address literals, `IPv6:0:0:0:0:0:0:0:1`. libmilter drops that prefix; indymilter does not,
+/// and would end the session (Sendmail then tempfails every IPv6 client). Drop it here. Any
+/// other packet, or one that does not have this shape, is returned as it is.
+pub fn sendmail_connect(mut body: Vec<u8>) -> Vec<u8> {
+    const PREFIX: &[u8] = b"IPv6:";
+    let Some(host_end) = body.iter().skip(1).position(|&b| b == 0).map(|i| i + 1) else { return body };
+    let family = host_end + 1;
+    let addr = family + 3;
+    if body.first() != Some(&CONNECT) || body.get(family) != Some(&b'6') {
+        return body;
+    }
+    if body.get(addr..addr + PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX)) {
+        body.drain(addr..addr + PREFIX.len());
+    }
+    body
 }
 
 impl Drop for Guarded {
@@ -181,31 +253,52 @@ impl Drop for Guarded {
 
 impl AsyncRead for Guarded {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        match Pin::new(&mut self.stream).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                if buf.filled().len() > before {
-                    self.deadline = None;
-                    let this = &mut *self;
-                    if let Some(f) = this.frames.as_mut() {
-                        if !f.take(&buf.filled()[before..]) {
-                            return Poll::Ready(Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "milter packet over the size limit",
-                            )));
-                        }
+        let this = &mut *self;
+        let Some(frames) = this.frames.as_mut() else {
+            // The socketmap: octets go through as read.
+            let before = buf.filled().len();
+            return match Pin::new(&mut this.stream).poll_read(cx, buf) {
+                Poll::Ready(r) => {
+                    if buf.filled().len() > before {
+                        this.deadline = None;
+                    }
+                    Poll::Ready(r)
+                }
+                Poll::Pending => Guarded::pending(&mut this.deadline, cx),
+            };
+        };
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if frames.give(buf) {
+                return Poll::Ready(Ok(()));
+            }
+            let mut scratch = [0u8; 8192];
+            let mut rb = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    this.deadline = None;
+                    if !frames.take(rb.filled()) {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "milter packet over the size limit")));
                     }
                 }
-                Poll::Ready(r)
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Guarded::pending(&mut this.deadline, cx),
             }
-            Poll::Pending => {
-                let expired = self.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                if expired {
-                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing")))
-                } else {
-                    Poll::Pending
-                }
-            }
+        }
+    }
+}
+
+impl Guarded {
+    /// Nothing to read: pending, unless the first-byte deadline has passed.
+    fn pending(deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let expired = deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        if expired {
+            Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent nothing")))
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -348,6 +441,58 @@ mod tests {
         assert!(!f.take(&(MAX_PACKET + 1).to_be_bytes()));
         let mut f = Frames::default();
         assert!(f.take(&[0, 0x10]) && !f.take(&[0, 0]), "a length split over two reads");
+    }
+
+    /// What the library reads after `Frames` took `input` in pieces of `step` octets.
+    fn through(input: &[u8], step: usize) -> Vec<u8> {
+        let mut f = Frames::default();
+        let mut out = Vec::new();
+        for piece in input.chunks(step) {
+            assert!(f.take(piece));
+            let mut space = [0u8; 7];
+            loop {
+                let mut rb = ReadBuf::new(&mut space);
+                if !f.give(&mut rb) {
+                    break;
+                }
+                out.extend_from_slice(rb.filled());
+            }
+        }
+        out
+    }
+
+    fn packet(body: &[u8]) -> Vec<u8> {
+        let mut p = (body.len() as u32).to_be_bytes().to_vec();
+        p.extend_from_slice(body);
+        p
+    }
+
+    #[test]
+    fn sendmail_ipv6_connect_packets_are_made_readable() {
+        let optneg = packet(b"O\0\0\0\x06\0\0\x01\xff\0\x1f\xff\xff");
+        let sendmail = packet(b"C[IPv6:::1]\x006\x04\xd2IPv6:0:0:0:0:0:0:0:1\0");
+        let plain = packet(b"C[IPv6:::1]\x006\x04\xd20:0:0:0:0:0:0:1\0");
+        let v4 = packet(b"Clocalhost\x004\x04\xd2127.0.0.1\0");
+        let mail = packet(b"M<alice@example.test>\0");
+        let empty = packet(b"");
+        let mut input = Vec::new();
+        for p in [&optneg, &sendmail, &v4, &empty, &mail] {
+            input.extend_from_slice(p);
+        }
+        let mut want = Vec::new();
+        for p in [&optneg, &plain, &v4, &empty, &mail] {
+            want.extend_from_slice(p);
+        }
+        // However the reads split the stream, the library gets the same packets in order.
+        for step in [1, 2, 3, 5, 13, input.len()] {
+            assert_eq!(through(&input, step), want, "reads of {step} octets");
+        }
+        // Only the prefix of an IPv6 address goes (any case); other shapes stay as they are.
+        let lower = b"C[x]\x006\0\x19ipv6:2001:db8::1\0".to_vec();
+        assert_eq!(sendmail_connect(lower), b"C[x]\x006\0\x192001:db8::1\0".to_vec());
+        for keep in [&b"C[x]\x004\0\x19IPv6:1.2.3.4\0"[..], b"Chost", b"C", b"", b"M<IPv6:x>\0", b"Ch\x006\0"] {
+            assert_eq!(sendmail_connect(keep.to_vec()), keep.to_vec(), "{keep:?}");
+        }
     }
 
     #[tokio::test]

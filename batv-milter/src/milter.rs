@@ -66,6 +66,17 @@ fn macro_str<'a>(macros: &'a indymilter::Macros, name: &CStr) -> Option<&'a str>
     macros.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
 }
 
+/// A client address as an MTA's macro writes it: Postfix `2001:db8::1`, Sendmail
+/// `IPv6:2001:db8:0:0:0:0:0:1` (its address-literal form).
+fn client_ip(macro_value: &str) -> Option<IpAddr> {
+    let v = macro_value.trim();
+    let v = match v.get(..5) {
+        Some(p) if p.eq_ignore_ascii_case("IPv6:") => &v[5..],
+        _ => v,
+    };
+    v.parse().ok()
+}
+
 fn lossy(c: &CStr) -> String {
     c.to_string_lossy().into_owned()
 }
@@ -124,7 +135,7 @@ async fn connect(sh: &Shared, cx: &mut Context<Session>, info: SocketInfo) -> St
     let rt = sh.runtime();
     let addr = match info {
         SocketInfo::Inet(a) => Some(a.ip()),
-        _ => macro_str(&cx.macros, c"{client_addr}").and_then(|a| a.parse::<IpAddr>().ok()),
+        _ => macro_str(&cx.macros, c"{client_addr}").and_then(client_ip),
     };
     let trusted = addr.is_some_and(|a| rt.settings.is_trusted(a));
     let daemon = macro_str(&cx.macros, c"{daemon_name}")
@@ -319,9 +330,10 @@ mod tests {
             std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let sock = dir.join("milter.sock");
+        let nets = if extra.contains("trusted_networks") { "" } else { "trusted_networks = [\"127.0.0.1/32\"]\n" };
         let toml = format!(
             "keyring = \"{}\"\nmilter_socket = \"unix:{}\"\nsign_domains = [\"example.test\"]\n\
-             trusted_networks = [\"127.0.0.1/32\"]\ntrusted_daemon_names = [\"ORIGINATING\"]\n\
+             {nets}trusted_daemon_names = [\"ORIGINATING\"]\n\
              exempt = [\"carol@example.test\"]\nlog = \"stderr\"\n{extra}",
             keys.display(),
             sock.display()
@@ -334,7 +346,8 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _file = file;
-            let _ = indymilter::run(listener, callbacks(shared), Default::default(), rx).await;
+            // The framing the daemon serves with (main.rs), so that these tests go through it too.
+            let _ = indymilter::run(listener.milter_packets(), callbacks(shared), Default::default(), rx).await;
         });
         Milter { dir, sock, stop: Some(tx) }
     }
@@ -477,6 +490,112 @@ mod tests {
         c.mail(["<>"]).await.unwrap();
         assert!(matches!(c.rcpt(["<alice@example.test>"]).await.unwrap(), T::Reject { .. }));
         c.close().await.unwrap();
+    }
+
+    /// A unix socket in front of the milter that writes an IPv6 client's address in the
+    /// connect packet the way Sendmail does (`IPv6:0:0:0:0:0:0:0:1`); everything else passes.
+    async fn sendmail_form(m: &Milter) -> PathBuf {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let path = m.dir.join("sendmail-form.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let milter = m.sock.clone();
+        tokio::spawn(async move {
+            while let Ok((mta, _)) = listener.accept().await {
+                let to_milter = tokio::net::UnixStream::connect(&milter).await.unwrap();
+                let (mut mta_rd, mut mta_wr) = mta.into_split();
+                let (mut m_rd, mut m_wr) = to_milter.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut m_rd, &mut mta_wr).await });
+                tokio::spawn(async move {
+                    loop {
+                        let mut len = [0u8; 4];
+                        if mta_rd.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                        if mta_rd.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        if body.first() == Some(&b'C') {
+                            let host_end = body.iter().position(|&b| b == 0).unwrap();
+                            if body[host_end + 1] == b'6' {
+                                let at = host_end + 4;
+                                let addr: std::net::Ipv6Addr = std::str::from_utf8(&body[at..body.len() - 1]).unwrap().parse().unwrap();
+                                // Sendmail's uncompressed form, after its literal prefix.
+                                let s = addr.segments().map(|g| format!("{g:x}")).join(":");
+                                body.truncate(at);
+                                body.extend_from_slice(format!("IPv6:{s}\0").as_bytes());
+                            }
+                        }
+                        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+                        out.extend_from_slice(&body);
+                        if m_wr.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        path
+    }
+
+    /// Sendmail's IPv6 clients: the connect packet and `{client_addr}` say `IPv6:...`.
+    #[tokio::test]
+    async fn sendmail_ipv6_clients() {
+        let m = milter("ipv6", "trusted_networks = [\"::1/128\", \"2001:db8:1::/48\"]\n", true).await;
+        let front = sendmail_form(&m).await;
+        for (addr, trusted) in [([0, 0, 0, 0, 0, 0, 0, 1], true), ([0x2001, 0xdb8, 1, 0, 0, 0, 0, 7], true), ([0x2001, 0xdb8, 2, 0, 0, 0, 0, 7], false)] {
+            let mut c = open(&front).await;
+            assert_eq!(c.connect("[IPv6:...]", addr).await.unwrap(), T::Noreply, "{addr:x?}");
+            c.mail(["<alice@example.test>"]).await.unwrap();
+            assert_eq!(c.rcpt(["<bob@remote.example>"]).await.unwrap(), T::Continue);
+            let (actions, st) = c.eom().await.unwrap();
+            assert_eq!(st, T::Continue);
+            assert_eq!(actions.has_change_sender(any(), any()), trusted, "{addr:x?}: signed only when trusted");
+            c.close().await.unwrap();
+        }
+        // And the session goes on: an outside IPv6 client's bounce is judged, not tempfailed.
+        let mut c = open(&front).await;
+        c.connect("[IPv6:...]", [0x2001, 0xdb8, 2, 0, 0, 0, 0, 7]).await.unwrap();
+        c.mail(["<>"]).await.unwrap();
+        let st = c.rcpt(["<alice@example.test>"]).await.unwrap();
+        assert!(reject_text(&st).starts_with("550 5.7.1"), "{st:?}");
+        c.close().await.unwrap();
+        // With no address in the connect packet, the {client_addr} macro in Sendmail's form.
+        for (value, trusted) in [("IPv6:0:0:0:0:0:0:0:1", true), ("ipv6:2001:db8:1::9", true), ("IPv6:2001:db8:2::9", false), ("IPv6:", false)] {
+            let mut c = open(&m.sock).await;
+            c.macros(MacroStage::Connect, [("{client_addr}", value)]).await.unwrap();
+            c.connect("localhost", SocketInfo::Unknown).await.unwrap();
+            c.mail(["<alice@example.test>"]).await.unwrap();
+            c.rcpt(["<bob@remote.example>"]).await.unwrap();
+            let (actions, _) = c.eom().await.unwrap();
+            assert_eq!(actions.has_change_sender(any(), any()), trusted, "{value}");
+            c.close().await.unwrap();
+        }
+    }
+
+    /// Sendmail's `{rcpt_addr}` is the address after its rules (the socket map took the tag
+    /// off): the bounce rule judges the RCPT argument, as the client wrote it.
+    #[tokio::test]
+    async fn the_rcpt_argument_not_rcpt_addr() {
+        let m = milter("rcptaddr", "verify_domains = [\"example.test\", \"relay.example\"]\n", true).await;
+        let mut c = open(&m.sock).await;
+        c.connect("outside.example", [192, 0, 2, 7]).await.unwrap();
+        c.mail(["<>"]).await.unwrap();
+        c.macros(MacroStage::Rcpt, [("{rcpt_addr}", "alice@relay.example"), ("{rcpt_mailer}", "relay")]).await.unwrap();
+        let st = c.rcpt(["<prvs=1000000000=alice@relay.example>"]).await.unwrap();
+        assert!(reject_text(&st).contains("invalid BATV signature"), "{st:?}");
+        c.close().await.unwrap();
+    }
+
+    #[test]
+    fn client_addresses() {
+        assert_eq!(client_ip("127.0.0.1"), Some([127, 0, 0, 1].into()));
+        assert_eq!(client_ip("IPv6:0:0:0:0:0:0:0:1"), Some("::1".parse().unwrap()));
+        assert_eq!(client_ip("IPV6:::ffff:192.0.2.1"), Some("::ffff:192.0.2.1".parse().unwrap()));
+        assert_eq!(client_ip("2001:db8::1"), Some("2001:db8::1".parse().unwrap()));
+        for bad in ["", "IPv6:", "IPv6:127.0.0.1x", "[127.0.0.1]", "localhost", "IPv6"] {
+            assert_eq!(client_ip(bad), None, "{bad}");
+        }
     }
 
     #[test]

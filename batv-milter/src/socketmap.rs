@@ -1,9 +1,12 @@
-//! The Postfix socketmap table `batv`: netstring requests `<name> <key>`, netstring replies.
+//! The socketmap table `batv` (Postfix `socketmap:`, Sendmail `K batv socket`): netstring
+//! requests `<name> <key>`, netstring replies.
 //!
 //! Postfix's socketmap_table(5) protocol: each request is a netstring
 //! `LEN:name key,` and each reply one of `OK data`, `NOTFOUND `, `TEMP reason`,
-//! `TIMEOUT reason` or `PERM reason`. An address is never answered with `PERM`: Postfix would
-//! defer every mail for it as a server configuration error.
+//! `TIMEOUT reason` or `PERM reason`. Sendmail's `socket` map speaks the same protocol (it
+//! was Sendmail's first). Nothing is ever answered with `PERM`: Postfix would defer every
+//! mail for it as a server configuration error, and Sendmail takes it, like an empty `OK`,
+//! for "not found", which rejects the recipient as an unknown user.
 
 use crate::batv::{Keys, Lookup};
 use crate::milter::Runtime;
@@ -103,6 +106,10 @@ pub fn answer(keys: &Keys, policy: &Policy, request: &[u8], now: i64) -> (String
         return (format!("TEMP unknown map name (this table serves \"{MAP_NAME}\")"), Some(note));
     }
     match keys.lookup(policy, key, now) {
+        // Sendmail takes an empty OK for "not found" (550 User unknown): a bug must tempfail.
+        Lookup::Found(original) if original.is_empty() => {
+            ("TEMP no address to answer with".into(), Some((key.to_owned(), "tempfail", "the core gave an empty address".into())))
+        }
         Lookup::Found(original) => {
             let note = Some((key.to_owned(), "rewrite", format!("to <{original}>")));
             (format!("OK {original}"), note)
@@ -222,6 +229,82 @@ mod tests {
         };
         assert_eq!(r, "TEMP keyring unusable");
         assert_eq!(answer(&keys, &policy, b"batv bob@example.test", now).0, "NOTFOUND ");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    fn keyring(name: &str, text: &str) -> (std::path::PathBuf, Keys) {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("batv-milter-sm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("keys");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (d, Keys::new(&p))
+    }
+
+    /// Sendmail's `K batv socket -f -q` sends the key as the client wrote it: any case, and a
+    /// quoted local part with its quotes.
+    #[test]
+    fn sendmail_keys_in_any_case_and_quoted() {
+        let (d, keys) = keyring("case", "key 3 hmac-sha256 text:sendmail key forms\n");
+        let policy = batv_core::Policy::default();
+        let now = 1_795_700_000;
+        let crate::batv::Signing::Signed(tagged) = keys.sign("Alice@Example.test", now) else { panic!() };
+        // prvs=KDDDSSSSSS=: upper-case the word and the hex, as a remote MTA may.
+        let shouted = format!("PRVS={}", tagged[5..15].to_ascii_uppercase()) + &tagged[15..];
+        assert_ne!(shouted, tagged);
+        for key in [&tagged, &shouted] {
+            assert_eq!(answer(&keys, &policy, format!("batv {key}").as_bytes(), now).0, "OK Alice@Example.test", "{key}");
+        }
+        let crate::batv::Signing::Signed(quoted) = keys.sign("\"john doe\"@example.test", now) else { panic!() };
+        assert!(quoted.starts_with("\"prvs=3"), "{quoted}");
+        assert_eq!(answer(&keys, &policy, format!("batv {quoted}").as_bytes(), now).0, "OK \"john doe\"@example.test");
+        // Without -q Sendmail would strip the quotes: that is not the tag that was signed.
+        let unquoted = quoted.replace('"', "");
+        assert_eq!(answer(&keys, &policy, format!("batv {unquoted}").as_bytes(), now).0, "NOTFOUND ");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Sendmail takes `PERM`, and an `OK` with nothing after it, for "not found", which
+    /// rejects a recipient as an unknown user: no request, however odd, gets either.
+    #[test]
+    fn never_perm_nor_an_empty_ok() {
+        let (d, keys) = keyring("perm", "key 1 hmac-sha256 text:no perm here\n");
+        let now = 1_795_700_000;
+        let crate::batv::Signing::Signed(tagged) = keys.sign("bob@example.test", now) else { panic!() };
+        let forged = format!("{}000000{}", &tagged[..9], &tagged[15..]);
+        let mut requests: Vec<Vec<u8>> = [
+            "batv", "batv ", "batv  ", "batv prvs=", "batv prvs==@", "batv prvs=1000000000=@", "batv prvs=1000000000=a@",
+            "batv <prvs=1000000000=a@b>", "batv prvs=1000000000=a@b.", "BATV x@y", "batv\tx@y", "", " ", "x",
+            "batv \"prvs=1000000000=a\"@b", "batv prvs=a/1000000000@b", "batv @", "batv a b c",
+        ]
+        .iter()
+        .map(|r| r.as_bytes().to_vec())
+        .collect();
+        requests.push(format!("batv {tagged}").into_bytes());
+        requests.push(format!("batv {forged}").into_bytes());
+        requests.push(format!("batv {tagged} trailing").into_bytes());
+        requests.push(b"batv \x00".to_vec());
+        requests.push(b"batv prvs=1000000000=a@\xff".to_vec());
+        requests.push([b"batv ".as_slice(), &[b'a'; 3000], b"@b"].concat());
+        let monitor = {
+            let mut p = batv_core::Policy::default();
+            p.set_monitor(true);
+            p
+        };
+        let missing = Keys::new(&d.join("missing"));
+        for keys in [&keys, &missing] {
+            for policy in [&batv_core::Policy::default(), &monitor] {
+                for r in &requests {
+                    let reply = answer(keys, policy, r, now).0;
+                    let ok = reply == "NOTFOUND "
+                        || reply.starts_with("TEMP ")
+                        || reply.strip_prefix("OK ").is_some_and(|a| !a.trim().is_empty());
+                    assert!(ok, "{:?} -> {reply:?}", String::from_utf8_lossy(r));
+                }
+            }
+        }
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
