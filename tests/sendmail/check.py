@@ -4,8 +4,8 @@
 tests/sendmail/run starts this as root, as PID 1 of private mount, PID, network and UTS
 namespaces (`unshare --mount --pid --fork --net --uts`). Here:
 
-- overlays put a private writable layer over /etc, /usr, /var, /home, /root and /dev, and /run
-  and /tmp are fresh tmpfs, so Debian's own sendmail packages are installed with dpkg, maintainer
+- overlays put a private writable layer over /etc, /usr, /var, /home, /root, /dev and /tmp,
+  and /run is a fresh tmpfs, so Debian's own sendmail packages are installed with dpkg, maintainer
   scripts and all, at the paths docs/sendmail.md names. The machine's MTA (Exim, say) is removed
   in that layer only; the machine's files and packages are never touched;
 - the network namespace has its own loopback and nothing else: Sendmail listens on 127.0.0.1
@@ -356,10 +356,11 @@ def maillog():
 
 def setup_namespace(work):
     must(["mount", "--make-rprivate", "/"])
-    for d in ["/etc", "/usr", "/var", "/home", "/root", "/dev"]:
+    # /tmp too, not a fresh one: the checkout may be under it.
+    for d in ["/etc", "/usr", "/var", "/home", "/root", "/dev", "/tmp"]:
         overlay(d, work)
     # No systemd, no host services: Debian's scripts see a machine where nothing runs yet.
-    for d in ["/run", "/tmp", "/dev/shm"]:
+    for d in ["/run", "/dev/shm"]:
         must(["mount", "-t", "tmpfs", "-o", "mode=1777" if d != "/run" else "mode=0755", "tmpfs", d])
     os.makedirs("/run/lock", mode=0o1777)
     must(["mount", "-t", "proc", "proc", "/proc"])
