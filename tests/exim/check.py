@@ -19,12 +19,14 @@ import re
 import shutil
 import smtplib
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
 import time
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mta import Recorder, check, must, run, tally  # noqa: E402
 
 ROOT = os.environ.get("BATV_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "exim.md")
@@ -43,8 +45,6 @@ USERS = {"alice": 41001, "bob": 41002, "carol": 41003}
 PRVS_SECRET = "exim prvs secret for the batv tests"
 DAY = 86400
 
-failures = []
-passes = 0
 
 
 def one_line(reply):
@@ -52,29 +52,10 @@ def one_line(reply):
     return re.sub(r"\n\d\.\d+\.\d+ ", " ", reply)
 
 
-def check(name, ok, detail=""):
-    global passes
-    if ok:
-        passes += 1
-        print(f"PASS: {name}", flush=True)
-    else:
-        failures.append(name)
-        print(f"FAIL: {name}" + (f"\n      {detail}" if detail else ""), flush=True)
-    return ok
 
 
-def run(cmd, **kw):
-    """Runs a command; returns CompletedProcess with text output."""
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    return subprocess.run(cmd, **kw)
 
 
-def must(cmd, **kw):
-    r = run(cmd, **kw)
-    if r.returncode != 0:
-        raise SystemExit(f"setup failed: {cmd!r} exited {r.returncode}\n{r.stdout}{r.stderr}")
-    return r
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,58 +185,6 @@ def setup_namespace(work, mode, exim_port, smarthost_port):
 
 # ---------------------------------------------------------------------------------------------
 # The smarthost: a minimal SMTP listener that records every envelope
-
-
-class Recorder(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(self, addr):
-        self.envelopes = []
-        self.lock = threading.Lock()
-        super().__init__(addr, RecorderHandler)
-
-
-class RecorderHandler(socketserver.StreamRequestHandler):
-    def reply(self, line):
-        self.wfile.write((line + "\r\n").encode())
-        self.wfile.flush()
-
-    def handle(self):
-        self.reply("220 smarthost.test recorder ESMTP")
-        mail_from, rcpts = None, []
-        while True:
-            raw = self.rfile.readline()
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            verb = line[:4].upper()
-            if verb in ("EHLO", "HELO"):
-                self.reply("250 smarthost.test")
-            elif verb == "MAIL":
-                m = re.match(r"(?i)MAIL FROM:\s*<([^>]*)>", line)
-                mail_from, rcpts = (m.group(1) if m else line), []
-                self.reply("250 OK")
-            elif verb == "RCPT":
-                m = re.match(r"(?i)RCPT TO:\s*<([^>]*)>", line)
-                rcpts.append(m.group(1) if m else line)
-                self.reply("250 OK")
-            elif verb == "DATA":
-                self.reply("354 go ahead")
-                body = []
-                while True:
-                    l = self.rfile.readline()
-                    if not l or l in (b".\r\n", b".\n"):
-                        break
-                    body.append(l.decode("utf-8", "replace"))
-                with self.server.lock:
-                    self.server.envelopes.append((mail_from, list(rcpts), "".join(body)))
-                self.reply("250 recorded")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("250 OK")
 
 
 def free_port(addr):
@@ -509,11 +438,11 @@ def main():
     finally:
         exim.stop()
         recorder.shutdown()
-    print(f"--- {mode}: {passes} passed, {len(failures)} failed", flush=True)
-    if failures:
+    print(f"--- {mode}: {tally.passes} passed, {len(tally.failures)} failed", flush=True)
+    if tally.failures:
         print("--- mainlog tail:\n" + "\n".join(exim.log("main").splitlines()[-40:]))
         print("--- paniclog tail:\n" + "\n".join(exim.log("panic").splitlines()[-10:]))
-    return 1 if failures else 0
+    return 1 if tally.failures else 0
 
 
 def checks(exim, recorder, port, mode):

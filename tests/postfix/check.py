@@ -30,6 +30,9 @@ import threading
 import time
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mta import check, must, run, tally  # noqa: E402
+
 ROOT = os.environ.get("BATV_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "postfix.md")
 DOMAIN = "example.test"
@@ -49,8 +52,6 @@ BATV = "/usr/local/bin/batv"
 LIBBATV = os.path.join(ROOT, "target", "release", "libbatv.so")
 DAY = 86400
 
-failures = []
-passes = 0
 
 # Whatever this run started, stopped when it ends however it ends (the namespace does not
 # end the processes in it).
@@ -74,28 +75,10 @@ def cleanup():
 atexit.register(cleanup)
 
 
-def check(name, ok, detail=""):
-    global passes
-    if ok:
-        passes += 1
-        print(f"PASS: {name}", flush=True)
-    else:
-        failures.append(name)
-        print(f"FAIL: {name}" + (f"\n      {str(detail)[:2000]}" if detail else ""), flush=True)
-    return ok
 
 
-def run(cmd, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    return subprocess.run(cmd, **kw)
 
 
-def must(cmd, **kw):
-    r = run(cmd, **kw)
-    if r.returncode != 0:
-        raise SystemExit(f"setup failed: {cmd!r} exited {r.returncode}\n{r.stdout}{r.stderr}")
-    return r
 
 
 def wait_for(predicate, seconds=20, step=0.1):
@@ -581,13 +564,13 @@ def main():
     applied = {n for _, n in APPLIED}
     missing = [n for n in list(FILES) + list(RUNS) if n not in applied and n != "build"]
     check("every block of docs/postfix.md was applied", not missing, missing)
-    print(f"--- postfix: {passes} passed, {len(failures)} failed", flush=True)
-    if failures:
+    print(f"--- postfix: {tally.passes} passed, {len(tally.failures)} failed", flush=True)
+    if tally.failures:
         print("--- postfix.log tail:\n" + "\n".join(postfix.log().splitlines()[-60:]))
         print("--- batv-milter stderr tail:\n" + "\n".join(daemon.output().splitlines()[-30:]))
         print("--- syslog tail:\n" + "\n".join(syslog.text().splitlines()[-30:]))
-    print(f"{passes} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    print(f"{tally.passes} passed, {len(tally.failures)} failed")
+    return 1 if tally.failures else 0
 
 
 def checks(postfix, sink, daemon, syslog, port):

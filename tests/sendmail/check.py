@@ -34,12 +34,14 @@ import shutil
 import signal
 import smtplib
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
 import time
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mta import Recorder, check, must, run, tally  # noqa: E402
 
 ROOT = os.environ.get("BATV_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "sendmail.md")
@@ -56,33 +58,13 @@ CONFLICTING = ["exim4-daemon-heavy", "exim4-daemon-light", "exim4-base", "exim4-
                "courier-mta", "dma", "esmtp-run", "msmtp-mta", "nullmailer", "opensmtpd", "ssmtp"]
 SENDMAIL_DEBS = ["sendmail-base", "sendmail-cf", "sendmail-bin", "sensible-mda"]
 
-failures = []
-passes = 0
 WORK = None
 
 
-def check(name, ok, detail=""):
-    global passes
-    if ok:
-        passes += 1
-        print(f"PASS: {name}", flush=True)
-    else:
-        failures.append(name)
-        print(f"FAIL: {name}" + (f"\n      {detail}" if detail else ""), flush=True)
-    return ok
 
 
-def run(cmd, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    return subprocess.run(cmd, **kw)
 
 
-def must(cmd, **kw):
-    r = run(cmd, **kw)
-    if r.returncode != 0:
-        raise SystemExit(f"setup failed: {cmd!r} exited {r.returncode}\n{r.stdout}{r.stderr}")
-    return r
 
 
 def sh(script, **kw):
@@ -449,58 +431,6 @@ def site_setup(debs):
 
 # ---------------------------------------------------------------------------------------------
 # The smarthost: a small SMTP listener that records every envelope
-
-
-class Recorder(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-    def __init__(self, addr):
-        self.envelopes = []
-        self.lock = threading.Lock()
-        super().__init__(addr, RecorderHandler)
-
-
-class RecorderHandler(socketserver.StreamRequestHandler):
-    def reply(self, line):
-        self.wfile.write((line + "\r\n").encode())
-        self.wfile.flush()
-
-    def handle(self):
-        self.reply("220 smarthost.test recorder ESMTP")
-        mail_from, rcpts = None, []
-        while True:
-            raw = self.rfile.readline()
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            verb = line[:4].upper()
-            if verb in ("EHLO", "HELO"):
-                self.reply("250 smarthost.test")
-            elif verb == "MAIL":
-                m = re.match(r"(?i)MAIL FROM:\s*<([^>]*)>", line)
-                mail_from, rcpts = (m.group(1) if m else line), []
-                self.reply("250 OK")
-            elif verb == "RCPT":
-                m = re.match(r"(?i)RCPT TO:\s*<([^>]*)>", line)
-                rcpts.append(m.group(1) if m else line)
-                self.reply("250 OK")
-            elif verb == "DATA":
-                self.reply("354 go ahead")
-                body = []
-                while True:
-                    l = self.rfile.readline()
-                    if not l or l in (b".\r\n", b".\n"):
-                        break
-                    body.append(l.decode("utf-8", "replace"))
-                with self.server.lock:
-                    self.server.envelopes.append((mail_from, list(rcpts), "".join(body)))
-                self.reply("250 recorded")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("250 OK")
 
 
 def relayed(recorder, marker, seconds=15):
@@ -1325,12 +1255,12 @@ def drive(debs):
                   stopped and not os.path.exists(MILTER_SOCK) and not os.path.exists(MAP_SOCK))
             systemctl_run("stop", "batv-milter")
         recorder.shutdown()
-    print(f"--- sendmail: {passes} passed, {len(failures)} failed (install and site {t_install:.0f} s, "
+    print(f"--- sendmail: {tally.passes} passed, {len(tally.failures)} failed (install and site {t_install:.0f} s, "
           + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f", all {time.time() - t0:.0f} s)", flush=True)
-    if failures:
+    if tally.failures:
         print("--- maillog tail:\n" + "\n".join(maillog().splitlines()[-60:]), flush=True)
         print("--- batv-milter output tail:\n" + read(daemon_log())[-2000:], flush=True)
-    return 1 if failures else 0
+    return 1 if tally.failures else 0
 
 
 if __name__ == "__main__":
