@@ -772,6 +772,14 @@ def mta_queue(rcpt, marker, sender="<>"):
                input=f"Subject: queued {marker}\n\nmarker {marker}\n")
 
 
+def mta_queue_id(marker):
+    """The queue ID of the queued message with this marker, for reading its mail log lines."""
+    for p in glob.glob("/var/spool/mqueue/df*"):
+        if f"marker {marker}" in read(p):
+            return os.path.basename(p)[2:]
+    return None
+
+
 def mta_queue_holds(marker):
     return any(f"marker {marker}" in read(p) for p in glob.glob("/var/spool/mqueue/df*"))
 
@@ -1020,9 +1028,12 @@ def checks_keyring_removed(recorder, tagged):
     env = relayed(recorder, marker_local, 30)
     check("keyring restored: the waiting local submission leaves, signed", bool(env) and signed(env[0]),
           env and env[:2])
+    queue_id = mta_queue_id(marker_queued)
     run(["/usr/sbin/sendmail", "-q"])
     check("keyring restored: the queued bounce to the tag is delivered to alice at the next queue run",
-          bool(delivered("alice", marker_queued, 20)) and not mta_queue_holds(marker_queued), run(["mailq"]).stdout)
+          bool(delivered("alice", marker_queued, 20)) and not mta_queue_holds(marker_queued),
+          run(["mailq"]).stdout + f"the mail log of {queue_id}:\n"
+          + "\n".join(l for l in maillog().splitlines() if queue_id and queue_id in l))
 
 
 def checks_daemon_killed(recorder, tagged):
