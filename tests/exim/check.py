@@ -322,9 +322,10 @@ def delivered_message(user, marker, seconds=15):
     return wait_for(find, seconds)
 
 
-def bs_session(sender, rcpt, faketime):
+def bs_session(sender, rcpt, faketime, rcpt_command=None):
     """An SMTP transaction through `exim -bs` under faketime, as host 192.0.2.7 (so the ACL sees
-    a remote, non-relay host). Returns the RCPT reply line."""
+    a remote, non-relay host). `rcpt_command` replaces `RCPT TO:<rcpt>`. Returns the RCPT reply
+    line."""
     p = subprocess.Popen(["faketime", f"@{faketime}", EXIM, "-bs", "-oMa", "192.0.2.7"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -347,7 +348,7 @@ def bs_session(sender, rcpt, faketime):
         reply()
         send("EHLO bouncer.test")
         send(f"MAIL FROM:<{sender}>")
-        answer = send(f"RCPT TO:<{rcpt}>")
+        answer = send(rcpt_command or f"RCPT TO:<{rcpt}>")
         send("QUIT")
         return answer
     finally:
@@ -652,11 +653,20 @@ def checks(exim, recorder, port, mode):
     # The mixed-case sender with the hmac-sha1 key, which hashes the address as written: Exim
     # must check the address as received, not its lower-cased $domain.
     key, mixed = mixed_case(exim, port, m, "hmac-sha1")
+    signed_alice = batv_sign(alice)
     check(f"{m}: hmac-sha1: the tag is key 0's, and Exim's own ${{prvs}} writes the same",
           key == "0" and mixed == exim.expand("${prvs{%s}{%s}{0}}" % (MIXED, PRVS_SECRET)), mixed)
     out = sent_from(recorder, sender=MIXED) or ""
     check(f"{m}: hmac-sha1: mail from {MIXED} goes out with that tag in MAIL FROM",
           out == mixed, out)
+    # The RCPT TO forms Exim takes: a space after the colon and a source route keep the address
+    # as written; without angle brackets the ACL falls back to Exim's lower-cased address.
+    now = int(time.time())
+    for form in [f"RCPT TO: <{mixed}>", f"rcpt to:<@relay.test:{mixed}>"]:
+        line = bs_session("", None, now, rcpt_command=form)
+        check(f"{m}: hmac-sha1: '{form}' is accepted", line.startswith("250"), line)
+    line = bs_session("", None, now, rcpt_command=f"RCPT TO:{signed_alice}")
+    check(f"{m}: 'RCPT TO:{signed_alice}' without angle brackets is accepted", line.startswith("250"), line)
     # hmac-sha1 hashes the local part as written: a copy whose case was changed is refused.
     lowered = mixed[:16] + MIXED.lower()
     res, _ = smtp_session(port, "", [lowered])
