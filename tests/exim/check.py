@@ -40,7 +40,10 @@ CLIENT_ADDR = "127.0.0.3"
 # The smarthost listener: not Exim's own interface, so Exim does not see it as itself.
 SMARTHOST_ADDR = "127.0.0.2"
 EXIM_ADDR = "127.0.0.1"
-USERS = {"alice": 41001, "bob": 41002, "carol": 41003}
+USERS = {"alice": 41001, "bob": 41002, "carol": 41003, "john.smith": 41004}
+# A sender written in mixed case: hmac-sha1 hashes it as written, hmac-sha256 lower-cased.
+MIXED = "John.Smith@Example.test"
+assert MIXED.lower() == f"john.smith@{DOMAIN}"
 # The secret the "old" Exim ${prvs} configuration uses in the migration checks.
 PRVS_SECRET = "exim prvs secret for the batv tests"
 DAY = 86400
@@ -319,9 +322,10 @@ def delivered_message(user, marker, seconds=15):
     return wait_for(find, seconds)
 
 
-def bs_session(sender, rcpt, faketime):
+def bs_session(sender, rcpt, faketime, rcpt_command=None):
     """An SMTP transaction through `exim -bs` under faketime, as host 192.0.2.7 (so the ACL sees
-    a remote, non-relay host). Returns the RCPT reply line."""
+    a remote, non-relay host). `rcpt_command` replaces `RCPT TO:<rcpt>`. Returns the RCPT reply
+    line."""
     p = subprocess.Popen(["faketime", f"@{faketime}", EXIM, "-bs", "-oMa", "192.0.2.7"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -344,7 +348,7 @@ def bs_session(sender, rcpt, faketime):
         reply()
         send("EHLO bouncer.test")
         send(f"MAIL FROM:<{sender}>")
-        answer = send(f"RCPT TO:<{rcpt}>")
+        answer = send(rcpt_command or f"RCPT TO:<{rcpt}>")
         send("QUIT")
         return answer
     finally:
@@ -387,6 +391,39 @@ def deliver(port, rcpt, sender="", user="alice"):
     res, dc = smtp_session(port, sender, [rcpt], message(marker, sender or "mailer-daemon@remote.example"))
     got = delivered_message(user, marker) if dc == 250 else None
     return res, dc, got
+
+
+def batv_sign(address):
+    """The address as `batv sign` (the installed command, the doc's keyring) signs it now."""
+    return must(["/usr/local/bin/batv", "--keys", KEYRING, "sign", address]).stdout.strip()
+
+
+def signing_scheme():
+    """The scheme of the keyring's signing key, as the file says."""
+    with open(KEYRING, encoding="utf-8") as f:
+        words = [l.split() for l in f]
+    n = next(w[1] for w in words if w[:1] == ["sign-key"])
+    return next(w[2] for w in words if w[:2] == ["key", n])
+
+
+def mixed_case(exim, port, m, scheme):
+    """A mixed-case sender signed with the keyring's signing key (of `scheme`): the bounce to
+    the tag exactly as signed is accepted and delivered to the plain mailbox."""
+    check(f"{m}: {scheme}: the signing key is an {scheme} key", signing_scheme() == scheme,
+          signing_scheme())
+    signed = batv_sign(MIXED)
+    key = signed[5:6]
+    check(f"{m}: {scheme}: batv sign {MIXED} keeps the case ({signed})",
+          signed.startswith("prvs=") and signed.endswith("=" + MIXED), signed)
+    res, dc, got = deliver(port, signed, user="john.smith")
+    check(f"{m}: {scheme}: bounce <> to {signed} is accepted (250) and delivered to /var/mail/john.smith",
+          code_of(res) == 250 and bool(got) and f"Envelope-to: {signed}" in got,
+          f"RCPT {res}; delivered: {got!r}")
+    forged = signed[:9] + ("000000" if signed[9:15] != "000000" else "111111") + signed[15:]
+    res, _ = smtp_session(port, "", [forged])
+    check(f"{m}: {scheme}: a forged tag on {MIXED} still gets 550 (bad-signature)",
+          code_of(res) == 550 and "invalid BATV signature" in res[0][2], res)
+    return key, signed
 
 
 def code_of(results):
@@ -607,9 +644,34 @@ def checks(exim, recorder, port, mode):
     res, dc, got = deliver(port, key2)
     check(f"{m}: after rotation a bounce to the key-2 tag is delivered", bool(got), res)
 
-    # 8. Migration from Exim's ${prvs} (docs block) with the shared text: key.
+    # 8. A mixed-case sender, with the hmac-sha256 key that signs now.
+    mixed_case(exim, port, m, "hmac-sha256")
+
+    # 9. Migration from Exim's ${prvs} (docs block) with the shared text: key.
     doc_run("migrate", env={"EXIM_PRVS_SECRET": PRVS_SECRET})
     time.sleep(1.1)
+    # The mixed-case sender with the hmac-sha1 key, which hashes the address as written: Exim
+    # must check the address as received, not its lower-cased $domain.
+    key, mixed = mixed_case(exim, port, m, "hmac-sha1")
+    signed_alice = batv_sign(alice)
+    check(f"{m}: hmac-sha1: the tag is key 0's, and Exim's own ${{prvs}} writes the same",
+          key == "0" and mixed == exim.expand("${prvs{%s}{%s}{0}}" % (MIXED, PRVS_SECRET)), mixed)
+    out = sent_from(recorder, sender=MIXED) or ""
+    check(f"{m}: hmac-sha1: mail from {MIXED} goes out with that tag in MAIL FROM",
+          out == mixed, out)
+    # The RCPT TO forms Exim takes: a space after the colon and a source route keep the address
+    # as written; without angle brackets the ACL falls back to Exim's lower-cased address.
+    now = int(time.time())
+    for form in [f"RCPT TO: <{mixed}>", f"rcpt to:<@relay.test:{mixed}>"]:
+        line = bs_session("", None, now, rcpt_command=form)
+        check(f"{m}: hmac-sha1: '{form}' is accepted", line.startswith("250"), line)
+    line = bs_session("", None, now, rcpt_command=f"RCPT TO:{signed_alice}")
+    check(f"{m}: 'RCPT TO:{signed_alice}' without angle brackets is accepted", line.startswith("250"), line)
+    # hmac-sha1 hashes the local part as written: a copy whose case was changed is refused.
+    lowered = mixed[:16] + MIXED.lower()
+    res, _ = smtp_session(port, "", [lowered])
+    check(f"{m}: hmac-sha1: the tag with its address lower-cased ({lowered}) gets 550",
+          code_of(res) == 550 and "invalid BATV signature" in res[0][2], res)
     exim_signed = exim.expand("${prvs{%s}{%s}{0}}" % (alice, PRVS_SECRET))
     check(f"{m}: Exim's own ${{prvs}} signed {exim_signed}", exim_signed.startswith("prvs=0"))
     original = exim.expand("${dlfunc{%s}{batv_exim_verify}{%s}{%s}}" % (LIB, exim_signed, KEYRING))
