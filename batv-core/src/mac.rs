@@ -78,8 +78,8 @@ impl KeyMac {
     }
 
     /// Whether a parsed tag's MAC matches, compared in constant time. `hmac-sha1` tries the
-    /// address as received, then with the domain lower-cased, then all lower-cased, because
-    /// Exim lower-cases addresses in its ACL variables.
+    /// address as received, then with the domain lower-cased (Exim's `${prvs}` signs that way),
+    /// then all lower-cased (a verifier handed a lower-cased copy).
     pub(crate) fn matches(&self, tag: &Tag<'_>) -> bool {
         let (o, kddd, want) = (tag.original, tag.kddd(), tag.mac());
         match self {
