@@ -246,8 +246,12 @@ impl Span {
     /// `ptr` is non-NULL and NUL-terminated.
     pub unsafe fn c_string(ptr: *const c_char) -> Span {
         // SAFETY: the caller's contract.
-        let len = unsafe { CStr::from_ptr(ptr) }.count_bytes() + 1;
-        Span::octets(ptr, len)
+        Span::c_string_octets(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+    }
+
+    /// The octets of a C string (as `CStr::to_bytes` gives them) with the NUL that follows.
+    pub fn c_string_octets(s: &[u8]) -> Span {
+        Span::octets(s.as_ptr(), s.len() + 1)
     }
 
     fn overlaps(self, other: Span) -> bool {

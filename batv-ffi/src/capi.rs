@@ -647,10 +647,12 @@ pub unsafe extern "C" fn batv_policy_check(
     out_len: *mut usize,
 ) -> batv_result {
     ffi_boundary! {
-        // SAFETY: the caller's contract covers every pointer; `verdict_out` is made a
-        // reference only after Output::new found it clear of the inputs and the buffer.
+        // SAFETY: the caller's contract covers every pointer; the strings are non-NULL when
+        // read, and `verdict_out` is made a reference only after Output::new found it clear of
+        // them and of the buffer.
         let (policy, keyring, sender, recipient, mut out, verdict_out) = unsafe {
             let (sender, recipient) = (present(sender)?, present(recipient)?);
+            let (sender, recipient) = (octets(sender), octets(recipient));
             (
                 try_ref(policy)?,
                 try_ref(keyring)?,
@@ -660,8 +662,6 @@ pub unsafe extern "C" fn batv_policy_check(
                 verdict_out.as_mut(),
             )
         };
-        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-        let (sender, recipient) = unsafe { (octets(sender), octets(recipient)) };
         let v = policy.policy.check(&keyring.keyring, sender, recipient, resolve(now));
         if let Some(slot) = verdict_out {
             *slot = batv_verdict {
@@ -692,23 +692,23 @@ struct Output<'a> {
 
 impl<'a> Output<'a> {
     /// Checks the pointers, and that `buf`, `*out_len` and the call's `other_output` overlap
-    /// neither the `inputs` (the call's non-NULL strings, at most two) nor each other, and
-    /// starts from "nothing written": `*out_len` 0 and `buf` empty. Allocates nothing.
+    /// neither the `inputs` (the octets of the call's strings, at most two, each followed by
+    /// its NUL) nor each other, and starts from "nothing written": `*out_len` 0 and `buf`
+    /// empty. Allocates nothing.
     ///
     /// # Safety
-    /// `inputs` are non-NULL and NUL-terminated; `buf` is NULL or `buf_len` writable octets;
-    /// `out_len` is NULL or writable; all as long as `'a`.
+    /// `buf` is NULL or `buf_len` writable octets; `out_len` is NULL or writable; both as long
+    /// as `'a`.
     unsafe fn new(
         buf: *mut c_char,
         buf_len: usize,
         out_len: *mut usize,
-        inputs: &[*const c_char],
+        inputs: &[&[u8]],
         other_output: Span,
     ) -> Result<Output<'a>, batv_result> {
         let mut spans = [Span::EMPTY; 2];
-        for (span, &p) in spans.iter_mut().zip(inputs) {
-            // SAFETY: the caller's contract: each input is non-NULL and NUL-terminated.
-            *span = unsafe { Span::c_string(p) };
+        for (span, s) in spans.iter_mut().zip(inputs) {
+            *span = Span::c_string_octets(s);
         }
         let outputs = [Span::octets(buf, buf_len), Span::of(out_len), other_output];
         try_disjoint(&spans, &outputs)?;
@@ -774,11 +774,11 @@ unsafe fn address_and_output<'a>(
     buf_len: usize,
     out_len: *mut usize,
 ) -> Result<(&'a [u8], Output<'a>), batv_result> {
-    let address = present(address)?;
-    // SAFETY: forwarded caller contract; `address` is non-NULL.
+    // SAFETY: non-NULL (checked first) and NUL-terminated by the caller's contract.
+    let address = unsafe { octets(present(address)?) };
+    // SAFETY: forwarded caller contract.
     let out = unsafe { Output::new(buf, buf_len, out_len, &[address], Span::EMPTY) }?;
-    // SAFETY: non-NULL (checked above) and NUL-terminated by the caller's contract.
-    Ok((unsafe { octets(address) }, out))
+    Ok((address, out))
 }
 
 /// The octets of a NUL-terminated string, without the NUL: the core admits them.
