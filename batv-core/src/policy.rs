@@ -122,7 +122,8 @@ pub struct Verdict {
 
 /// The exemptions, each kept as its pattern ASCII-lowercased: `user@domain`, `@domain` or
 /// `user@`. A recipient's three candidate keys are slices of its own lowercased form, so a
-/// lookup costs the same with 20,000 exemptions as with one, and adding is one insertion.
+/// check is three lookups in an ordered set, not a pass over every exemption, and adding is one
+/// insertion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Exemptions(BTreeSet<Box<[u8]>>);
 
