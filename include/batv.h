@@ -128,9 +128,17 @@ enum batv_result
      */
     BATV_RESULT_NOT_UTF8 = 104,
     /**
-     * Input error: an exemption or bounce local part given to a policy is not valid.
+     * Input error: an exemption or bounce local part given to a policy is not valid. An
+     * exemption is literal (a `*` is refused: write `@domain` for a whole domain, `user@` for a
+     * local part at every domain) and at most 254 octets, as an address is.
      */
     BATV_RESULT_BAD_PATTERN = 105,
+    /**
+     * Input error: an output (`buf`, `out_len`, `verdict_out`) overlaps an input string or
+     * another output, as when the output buffer is the input address. Nothing was written, not
+     * even `*out_len`, so `buf` still holds what it held. Pass a separate buffer.
+     */
+    BATV_RESULT_BUFFER_OVERLAP = 106,
     /**
      * Configuration error: the keyring file cannot be read (missing, a directory, an I/O
      * error, or the process may not open it).
@@ -379,8 +387,11 @@ void batv_keyring_free(struct batv_keyring *keyring);
  * `BATV_RESULT_BUFFER_TOO_SMALL`, `*out_len` is the length needed *without* the NUL, so call
  * again with a buffer of at least `*out_len + 1` octets; `buf` is then the empty string (when
  * `buf_len > 0`). `buf` may be NULL only when `buf_len` is 0, to ask for the length. On any
- * other result, `*out_len` is 0 and `buf` is the empty string. A buffer of `BATV_ADDRESS_MAX`
- * octets always suffices.
+ * other result, `*out_len` is 0 and `buf` is the empty string, except for
+ * `BATV_RESULT_NULL_ARGUMENT` and `BATV_RESULT_BUFFER_OVERLAP`, which write nothing. `buf` and
+ * `*out_len` must not overlap an input string or each other (so `buf` cannot be the input
+ * address): such a call returns `BATV_RESULT_BUFFER_OVERLAP`. A buffer of
+ * `BATV_ADDRESS_MAX` octets always suffices.
  *
  * # Safety
  * `keyring` is NULL or a live keyring; `address` is NULL or NUL-terminated; `buf` is NULL or
@@ -482,10 +493,14 @@ batv_result batv_policy_new(struct batv_policy **policy_out);
 /**
  * Adds an exemption: untagged bounces to matching recipients are accepted. `pattern` is
  * `user@domain` (one address), `@domain` (a whole domain) or `user@` (a local part in every
- * domain), compared ASCII case-insensitively. Use it for VERP list returns, DMARC report
- * addresses and systems whose mail does not pass this signer.
+ * domain), compared ASCII case-insensitively. Patterns are literal: there are no wildcards.
+ * Use it for VERP list returns, DMARC report addresses and systems whose mail does not pass
+ * this signer. Adding and checking stay fast with tens of thousands of exemptions: they are
+ * kept in an ordered set, not scanned one by one.
  *
- * Returns `BATV_RESULT_OK`, `BATV_RESULT_BAD_PATTERN` (the policy is unchanged),
+ * Returns `BATV_RESULT_OK`, `BATV_RESULT_BAD_PATTERN` (the policy is unchanged: not one of
+ * the three forms, a control character, a `*` such as `*@lists.example.com` (write
+ * `@lists.example.com`) or `bounces@*` (write `bounces@`), or longer than 254 octets),
  * `BATV_RESULT_NULL_ARGUMENT` or `BATV_RESULT_NOT_UTF8`.
  *
  * # Safety
@@ -544,7 +559,8 @@ void batv_policy_free(struct batv_policy *policy);
  * a recipient that is not an address).
  *
  * `verdict_out` may be NULL. Otherwise it is filled in whenever a decision was made: on OK, on
- * a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`.
+ * a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`. Like `buf` and `*out_len`, it must not
+ * overlap `sender`, `recipient` or another output (`BATV_RESULT_BUFFER_OVERLAP`).
  *
  * # Safety
  * `policy` is NULL or a live policy; `verdict_out` is NULL or writable; the other arguments as

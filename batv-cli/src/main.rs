@@ -196,8 +196,8 @@ user@example.com\n  reject\tuntagged\t550 5.7.1 Bounce rejected: ..."
         #[arg(long = "recipient", value_name = "RECIPIENT")]
         recipients: Vec<OsString>,
         /// Accept untagged bounces to this address: user@domain, @domain (a whole domain) or
-        /// user@ (a local part in every domain); repeatable. For list VERP returns, DMARC
-        /// report addresses, and mail that does not pass this signer.
+        /// user@ (a local part in every domain); repeatable, literal (no '*' wildcards). For
+        /// list VERP returns, DMARC report addresses, and mail that does not pass this signer.
         #[arg(long, value_name = "PATTERN")]
         exempt: Vec<String>,
         /// A sender local part that marks a bounce besides the null sender; repeatable, and it

@@ -344,6 +344,26 @@ fn check_exemptions_bounce_local_parts_and_monitor() {
         run.stderr
     );
 
+    // A glob would be a literal that matches nothing: refused, naming it and what works.
+    for (pattern, instead) in [
+        ("*@lists.example.com", "write '@lists.example.com' for every address of the domain"),
+        ("bounces@*", "write 'bounces@' for the local part at every domain"),
+        ("*@*.example.com", "list each address (user@domain), domain (@domain) or local part (user@)"),
+    ] {
+        let run = check(&["--exempt", pattern, "--recipient", "user@example.com"]);
+        run.expect_code(2);
+        assert!(
+            run.stderr.contains(&format!("--exempt \"{pattern}\"")) && run.stderr.contains(instead),
+            "{}",
+            run.stderr
+        );
+    }
+    // So is a pattern longer than any address.
+    let long = format!("{}@example.com", "a".repeat(300));
+    let run = check(&["--exempt", &long, "--recipient", "user@example.com"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("at most 254 octets"), "{}", run.stderr);
+
     // --bounce-local-part replaces the default list.
     let bounce = |parts: &[&str], sender: &str| {
         let mut all = vec![

@@ -234,25 +234,55 @@ impl From<AddressProblem> for SignError {
     }
 }
 
-/// A policy setting that cannot be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A policy setting that cannot be used. The faces name the setting; the message says what is
+/// wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// An exemption is not `user@domain`, `@domain` or `user@`.
     BadExemption,
+    /// An exemption is longer than an address can be ([`MAX_ADDRESS_LEN`](crate::MAX_ADDRESS_LEN)
+    /// octets), so it could match nothing.
+    ExemptionTooLong {
+        /// Its length in octets.
+        len: usize,
+    },
+    /// An exemption holds a `*`: patterns are literal, and there are no wildcards.
+    ExemptionWildcard {
+        /// The pattern that does what it meant (`@domain` for `*@domain`, `user@` for
+        /// `user@*`), when there is one.
+        instead: Option<String>,
+    },
     /// A bounce local part is empty or contains `@`.
     BadBounceLocalPart,
 }
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PolicyError::BadExemption => {
-                "an exemption must be user@domain, @domain or user@ (with no control characters)"
+        match self {
+            PolicyError::BadExemption => f.write_str(
+                "an exemption must be user@domain, @domain or user@ (with no control characters)",
+            ),
+            PolicyError::ExemptionTooLong { len } => write!(
+                f,
+                "an exemption is at most {} octets, as an address is; this one has {len}, so it \
+                 could match nothing",
+                crate::MAX_ADDRESS_LEN
+            ),
+            PolicyError::ExemptionWildcard { instead } => {
+                f.write_str("exemptions are literal: '*' is not a wildcard and would match nothing; ")?;
+                match instead {
+                    Some(p) if p.starts_with('@') => write!(f, "write '{p}' for every address of the domain"),
+                    Some(p) => write!(f, "write '{p}' for the local part at every domain"),
+                    None => f.write_str(
+                        "list each address (user@domain), domain (@domain) or local part (user@)",
+                    ),
+                }
             }
             PolicyError::BadBounceLocalPart => {
-                "a bounce local part must be non-empty and contain no '@'"
+                f.write_str("a bounce local part must be non-empty and contain no '@'")
             }
-        })
+        }
     }
 }
 

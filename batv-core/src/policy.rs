@@ -4,7 +4,9 @@
 use crate::address::{admit, Admission};
 use crate::error::{Outcome, PolicyError, VerifyError};
 use crate::keys::Keyring;
+use crate::wire::MAX_ADDRESS_LEN;
 use core::fmt;
+use std::collections::BTreeSet;
 
 /// Why a recipient was accepted or rejected; the same word in every face.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -118,29 +120,54 @@ pub struct Verdict {
     pub monitored: bool,
 }
 
-/// One exemption: `user@domain`, `@domain` or `user@`, compared case-insensitively.
+/// The exemptions, each kept as its pattern ASCII-lowercased: `user@domain`, `@domain` or
+/// `user@`. A recipient's three candidate keys are slices of its own lowercased form, so a
+/// check is three lookups in an ordered set, not a pass over every exemption, and adding is one
+/// insertion.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Exemption {
-    local: Option<String>,
-    domain: Option<String>,
+struct Exemptions(BTreeSet<Box<[u8]>>);
+
+/// The rule for an exemption pattern: the one place every face gets it from.
+fn parse_exemption(pattern: &str) -> Result<Box<[u8]>, PolicyError> {
+    // Checked first, so that a huge pattern is refused before it is scanned twice.
+    if pattern.len() > MAX_ADDRESS_LEN {
+        return Err(PolicyError::ExemptionTooLong { len: pattern.len() });
+    }
+    let at = pattern.rfind('@').ok_or(PolicyError::BadExemption)?;
+    let (local, domain) = (&pattern[..at], &pattern[at + 1..]);
+    if (local.is_empty() && domain.is_empty()) || pattern.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(PolicyError::BadExemption);
+    }
+    // Patterns are literal: a `*` would be compared as an octet and match nothing anyone meant.
+    if pattern.contains('*') {
+        let instead = match (local, domain) {
+            ("*", d) if !d.is_empty() && !d.contains('*') => Some(format!("@{d}")),
+            (l, "*") if !l.is_empty() && !l.contains('*') => Some(format!("{l}@")),
+            _ => None,
+        };
+        return Err(PolicyError::ExemptionWildcard { instead });
+    }
+    Ok(pattern.to_ascii_lowercase().into_bytes().into_boxed_slice())
 }
 
-impl Exemption {
-    fn parse(pattern: &str) -> Result<Exemption, PolicyError> {
-        let at = pattern.rfind('@').ok_or(PolicyError::BadExemption)?;
-        let (local, domain) = (&pattern[..at], &pattern[at + 1..]);
-        if (local.is_empty() && domain.is_empty()) || pattern.bytes().any(|b| b < 0x20 || b == 0x7f) {
-            return Err(PolicyError::BadExemption);
-        }
-        let part = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        Ok(Exemption { local: part(local), domain: part(domain) })
-    }
+impl Exemptions {
+    const EMPTY: Exemptions = Exemptions(BTreeSet::new());
 
-    fn matches(&self, local: &[u8], domain: &[u8]) -> bool {
-        let same = |want: &Option<String>, got: &[u8]| {
-            want.as_deref().is_none_or(|w| w.as_bytes().eq_ignore_ascii_case(got))
+    fn matches(&self, recipient: &[u8]) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let mut key = recipient.to_ascii_lowercase();
+        // An address without `@` is all local part: `user@` exempts it, as before.
+        let at = match key.iter().rposition(|&b| b == b'@') {
+            Some(at) => at,
+            None => {
+                key.push(b'@');
+                key.len() - 1
+            }
         };
-        same(&self.local, local) && same(&self.domain, domain)
+        // `user@domain`, then `user@` (the local part and its `@`), then `@domain`.
+        [&key[..], &key[..=at], &key[at..]].iter().any(|k| self.0.contains(*k))
     }
 }
 
@@ -169,7 +196,7 @@ fn split(address: &[u8]) -> (&[u8], &[u8]) {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
-    exemptions: Vec<Exemption>,
+    exemptions: Exemptions,
     /// `None`: [`DEFAULT_BOUNCE_LOCAL_PARTS`].
     bounce_local_parts: Option<Vec<String>>,
     monitor: bool,
@@ -187,11 +214,14 @@ impl Default for Policy {
 impl Policy {
     /// No exemptions, `mailer-daemon` as the only bounce local part, monitor mode off. A
     /// constant, so a `static` can hold it.
-    pub const DEFAULT: Policy = Policy { exemptions: Vec::new(), bounce_local_parts: None, monitor: false };
+    pub const DEFAULT: Policy = Policy { exemptions: Exemptions::EMPTY, bounce_local_parts: None, monitor: false };
 
-    /// Adds an exemption (`user@domain`, `@domain` or `user@`).
+    /// Adds an exemption (`user@domain`, `@domain` or `user@`, compared ASCII
+    /// case-insensitively). Patterns are literal: one with a `*` is refused, with the form that
+    /// does what it meant when there is one, and so is one longer than an address can be. On an
+    /// error the policy is unchanged. Adding the same exemption twice keeps one.
     pub fn add_exempt(&mut self, pattern: &str) -> Result<(), PolicyError> {
-        self.exemptions.push(Exemption::parse(pattern)?);
+        self.exemptions.0.insert(parse_exemption(pattern)?);
         Ok(())
     }
 
@@ -246,8 +276,7 @@ impl Policy {
 
     /// Whether an untagged recipient is exempt.
     pub fn is_exempt<A: AsRef<[u8]> + ?Sized>(&self, recipient: &A) -> bool {
-        let (local, domain) = split(recipient.as_ref());
-        self.exemptions.iter().any(|e| e.matches(local, domain))
+        self.exemptions.matches(recipient.as_ref())
     }
 
     /// Decides one recipient as of `now` (Unix seconds).

@@ -164,3 +164,122 @@ fn with_an_unusable_keyring_only_what_needs_no_key_is_decided() {
         assert_eq!(p.check_with(Ok::<_, ()>(&k), sender, rcpt, NOW), Ok(p.check(&k, sender, rcpt, NOW)));
     }
 }
+
+/// What an exemption matches, written the plain way: split both at the last `@`, compare the
+/// parts the pattern names, ASCII case-insensitively.
+fn plain_match(pattern: &str, recipient: &[u8]) -> bool {
+    let split = |s: &[u8]| match s.iter().rposition(|&b| b == b'@') {
+        Some(at) => (s[..at].to_vec(), s[at + 1..].to_vec()),
+        None => (s.to_vec(), Vec::new()),
+    };
+    let (pl, pd) = split(pattern.as_bytes());
+    let (rl, rd) = split(recipient);
+    (pl.is_empty() || pl.eq_ignore_ascii_case(&rl)) && (pd.is_empty() || pd.eq_ignore_ascii_case(&rd))
+}
+
+#[test]
+fn exemptions_match_as_the_plain_rule_says() {
+    let patterns = [
+        "dmarc@example.com", "@lists.example.org", "postmaster@", "\"a@b\"@example.com", "Ünï@example.com",
+        "@example.com", "owner@lists.example.org", "x@", "\"a@b\"@",
+    ];
+    let recipients: [&[u8]; 16] = [
+        b"dmarc@example.com", b"DMARC@EXAMPLE.COM", b"dmarc@example.com.evil", b"owner@LISTS.example.org",
+        b"owner@sub.lists.example.org", b"postmaster", b"Postmaster@any.example", b"\"a@b\"@example.com",
+        b"\"A@B\"@Example.Com", b"b\"@example.com", "Ünï@example.com".as_bytes(), "ünï@example.com".as_bytes(),
+        b"@example.com", b"x@", b"", b"x@y@example.net",
+    ];
+    let k = keys();
+    for chosen in 0..(1u32 << patterns.len()) {
+        let mut p = Policy::default();
+        let set: Vec<&str> = patterns.iter().enumerate().filter(|(i, _)| chosen & (1 << i) != 0).map(|(_, p)| *p).collect();
+        for pattern in &set {
+            p.add_exempt(pattern).unwrap();
+        }
+        for rcpt in recipients {
+            let want = set.iter().any(|pattern| plain_match(pattern, rcpt));
+            assert_eq!(p.is_exempt(rcpt), want, "{set:?} {:?}", String::from_utf8_lossy(rcpt));
+        }
+    }
+    // As the policy decides: an exempt bounce is accepted, any other untagged bounce is not.
+    let mut p = Policy::default();
+    p.add_exempt("@lists.example.org").unwrap();
+    assert_eq!(p.check(&k, "", "owner@Lists.Example.Org", NOW).reason, Reason::Exempt);
+    assert_eq!(p.check(&k, "", "owner@example.org", NOW).reason, Reason::Untagged);
+}
+
+#[test]
+fn twenty_thousand_exemptions_each_work() {
+    let k = keys();
+    let mut p = Policy::default();
+    let n = 20_000;
+    // A third of each form.
+    let pattern = |i: usize| match i % 3 {
+        0 => format!("User{i}@Example.com"),
+        1 => format!("@D{i}.example"),
+        _ => format!("lp{i}@"),
+    };
+    let hit = |i: usize| match i % 3 {
+        0 => format!("user{i}@EXAMPLE.com"),
+        1 => format!("anyone@d{i}.EXAMPLE"),
+        _ => format!("LP{i}@somewhere.example"),
+    };
+    let miss = |i: usize| match i % 3 {
+        0 => format!("user{i}x@example.com"),
+        1 => format!("anyone@sub.d{i}.example"),
+        _ => format!("lp{i}x@somewhere.example"),
+    };
+    for i in 0..n {
+        p.add_exempt(&pattern(i)).unwrap();
+    }
+    let (mut exempt, mut rejected) = (0, 0);
+    for i in 0..n {
+        let v = p.check(&k, "", &hit(i), NOW);
+        exempt += usize::from(v.accepted && v.reason == Reason::Exempt);
+        let v = p.check(&k, "", &miss(i), NOW);
+        rejected += usize::from(!v.accepted && v.reason == Reason::Untagged);
+    }
+    assert_eq!((exempt, rejected), (n, n));
+}
+
+#[test]
+fn a_pattern_longer_than_an_address_is_refused() {
+    use batv_core::{PolicyError, MAX_ADDRESS_LEN};
+    let mut p = Policy::default();
+    let mega = format!("{}@example.com", "a".repeat(1 << 20));
+    let e = p.add_exempt(&mega).unwrap_err();
+    assert_eq!(e, PolicyError::ExemptionTooLong { len: mega.len() });
+    assert!(e.to_string().contains(&format!("at most {MAX_ADDRESS_LEN} octets")), "{e}");
+    // The longest address is still a pattern; one octet more is not.
+    let longest = format!("{}@example.com", "a".repeat(MAX_ADDRESS_LEN - 12));
+    assert_eq!(longest.len(), MAX_ADDRESS_LEN);
+    let mut with_longest = Policy::default();
+    with_longest.add_exempt(&longest).unwrap();
+    assert!(with_longest.is_exempt(&longest));
+    assert!(matches!(p.add_exempt(&format!("a{longest}")), Err(PolicyError::ExemptionTooLong { .. })));
+    assert!(p.add_exempt(&"@".repeat(1 << 20)).is_err());
+    assert_eq!(p, Policy::default(), "nothing was added");
+}
+
+#[test]
+fn wildcards_are_refused_with_the_form_that_works() {
+    use batv_core::PolicyError;
+    let mut p = Policy::default();
+    let cases = [
+        ("*@lists.example.com", Some("@lists.example.com"), "write '@lists.example.com' for every address of the domain"),
+        ("bounces@*", Some("bounces@"), "write 'bounces@' for the local part at every domain"),
+        ("*@*", None, "list each address"),
+        ("*@*.example.com", None, "list each address"),
+        ("bounces@*.example.com", None, "list each address"),
+        ("bounce*@example.com", None, "list each address"),
+        ("*@", None, "list each address"),
+        ("@*", None, "list each address"),
+    ];
+    for (pattern, instead, says) in cases {
+        let e = p.add_exempt(pattern).unwrap_err();
+        assert_eq!(e, PolicyError::ExemptionWildcard { instead: instead.map(str::to_owned) }, "{pattern}");
+        let message = e.to_string();
+        assert!(message.contains("'*' is not a wildcard") && message.contains(says), "{pattern}: {message}");
+    }
+    assert_eq!(p, Policy::default(), "nothing was added");
+}

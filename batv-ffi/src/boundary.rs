@@ -12,6 +12,9 @@
 //!   `let keyring = try_ref(keyring)?;`.
 //! - [`try_ref`], [`try_mut`], [`try_str`] and [`try_buf`] turn raw pointers into references,
 //!   returning `BATV_RESULT_NULL_ARGUMENT` for NULL instead of dereferencing it.
+//! - [`try_disjoint`] refuses, with `BATV_RESULT_BUFFER_OVERLAP`, a call whose outputs overlap
+//!   its input strings or each other ([`Span`]s compare addresses only), before any reference
+//!   to either is made and before anything is written.
 //!
 //! # Why it is safe
 //!
@@ -77,8 +80,14 @@ pub enum batv_result {
     /// Input error: a string argument that must be text is not valid UTF-8 (an address to sign,
     /// a policy pattern). An address to verify or check that is not UTF-8 is malformed instead.
     BATV_RESULT_NOT_UTF8 = 104,
-    /// Input error: an exemption or bounce local part given to a policy is not valid.
+    /// Input error: an exemption or bounce local part given to a policy is not valid. An
+    /// exemption is literal (a `*` is refused: write `@domain` for a whole domain, `user@` for a
+    /// local part at every domain) and at most 254 octets, as an address is.
     BATV_RESULT_BAD_PATTERN = 105,
+    /// Input error: an output (`buf`, `out_len`, `verdict_out`) overlaps an input string or
+    /// another output, as when the output buffer is the input address. Nothing was written, not
+    /// even `*out_len`, so `buf` still holds what it held. Pass a separate buffer.
+    BATV_RESULT_BUFFER_OVERLAP = 106,
 
     /// Configuration error: the keyring file cannot be read (missing, a directory, an I/O
     /// error, or the process may not open it).
@@ -99,7 +108,7 @@ pub enum batv_result {
 impl batv_result {
     /// Every code, in order. Keep it complete: `batv_strerror` answers "unknown" for codes that
     /// are missing here.
-    pub const ALL: [batv_result; 16] = [
+    pub const ALL: [batv_result; 17] = [
         batv_result::BATV_RESULT_OK,
         batv_result::BATV_RESULT_UNTAGGED,
         batv_result::BATV_RESULT_MALFORMED,
@@ -112,6 +121,7 @@ impl batv_result {
         batv_result::BATV_RESULT_TOO_LONG,
         batv_result::BATV_RESULT_NOT_UTF8,
         batv_result::BATV_RESULT_BAD_PATTERN,
+        batv_result::BATV_RESULT_BUFFER_OVERLAP,
         batv_result::BATV_RESULT_KEYRING_IO,
         batv_result::BATV_RESULT_KEYRING_INSECURE,
         batv_result::BATV_RESULT_KEYRING_INVALID,
@@ -203,6 +213,65 @@ pub unsafe fn try_buf<'a>(buf: *mut c_char, buf_len: usize) -> Result<&'a mut [u
     Ok(unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), buf_len) })
 }
 
+/// The octets an argument covers, by address only: nothing is read or written through it.
+///
+/// cbindgen:ignore
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// cbindgen:ignore
+impl Span {
+    /// No octets: overlaps nothing.
+    pub const EMPTY: Span = Span { start: 0, end: 0 };
+
+    /// `len` octets at `ptr`; empty when `ptr` is NULL.
+    pub fn octets<T>(ptr: *const T, len: usize) -> Span {
+        let start = ptr.addr();
+        let len = if ptr.is_null() { 0 } else { len };
+        // Saturating: a `buf_len` past the end of the address space still covers what follows.
+        Span { start, end: start.saturating_add(len) }
+    }
+
+    /// The one `T` at `ptr`; empty when `ptr` is NULL.
+    pub fn of<T>(ptr: *const T) -> Span {
+        Span::octets(ptr, core::mem::size_of::<T>())
+    }
+
+    /// A NUL-terminated string with its NUL.
+    ///
+    /// # Safety
+    /// `ptr` is non-NULL and NUL-terminated.
+    pub unsafe fn c_string(ptr: *const c_char) -> Span {
+        // SAFETY: the caller's contract.
+        Span::c_string_octets(unsafe { CStr::from_ptr(ptr) }.to_bytes())
+    }
+
+    /// The octets of a C string (as `CStr::to_bytes` gives them) with the NUL that follows.
+    pub fn c_string_octets(s: &[u8]) -> Span {
+        Span::octets(s.as_ptr(), s.len() + 1)
+    }
+
+    fn overlaps(self, other: Span) -> bool {
+        self.start < self.end && other.start < other.end && self.start < other.end && other.start < self.end
+    }
+}
+
+/// `Err(BATV_RESULT_BUFFER_OVERLAP)` when an output overlaps an input or another output. An
+/// output that is its own input would be written while it is still being read, and the answer
+/// would be wrong (an empty signed address, a valid tag seen as untagged), so such a call is
+/// refused before it writes anything.
+pub fn try_disjoint(inputs: &[Span], outputs: &[Span]) -> Result<(), batv_result> {
+    for (i, out) in outputs.iter().enumerate() {
+        if inputs.iter().chain(&outputs[i + 1..]).any(|other| out.overlaps(*other)) {
+            return Err(batv_result::BATV_RESULT_BUFFER_OVERLAP);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +309,37 @@ mod tests {
         let r = f(&zero);
         std::panic::set_hook(prev);
         assert_eq!(r, batv_result::BATV_RESULT_PANIC);
+    }
+
+    #[test]
+    fn spans_overlap_only_when_they_share_an_octet() {
+        let text = *b"user@example.com\0tail";
+        let base = text.as_ptr();
+        // SAFETY: `text` holds a NUL at 16.
+        let input = unsafe { Span::c_string(base.cast()) };
+        assert_eq!(input, Span::octets(base, 17));
+        let at = |offset: usize, len: usize| Span::octets(base.wrapping_add(offset), len);
+        for (output, overlap) in [
+            (at(0, 255), true),  // the input is the buffer
+            (at(5, 4), true),    // inside it
+            (at(16, 1), true),   // its NUL
+            (at(17, 5), false),  // just after the NUL
+            (at(0, 0), false),   // an empty buffer writes nothing
+            (Span::octets(core::ptr::null::<u8>(), 8), false),
+            (Span::octets(base.wrapping_sub(3), 3), false),
+            (Span::octets(base.wrapping_sub(3), 4), true),
+            (Span::octets(base.wrapping_add(17), usize::MAX), false),
+            (Span::octets(base.wrapping_sub(1), usize::MAX), true),
+        ] {
+            let got = try_disjoint(&[input], &[output]);
+            assert_eq!(got.is_err(), overlap, "{output:?} against {input:?}");
+        }
+        // Outputs must not overlap each other either; an input may be given twice.
+        assert!(try_disjoint(&[input, input], &[at(17, 5), at(30, 8)]).is_ok());
+        assert_eq!(
+            try_disjoint(&[], &[at(17, 5), at(20, 8)]),
+            Err(batv_result::BATV_RESULT_BUFFER_OVERLAP)
+        );
     }
 
     #[test]

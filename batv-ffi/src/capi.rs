@@ -19,7 +19,7 @@ use batv_core::{
 };
 use core::ffi::CStr;
 
-use crate::boundary::{batv_result, try_buf, try_mut, try_ref, try_str};
+use crate::boundary::{batv_result, try_buf, try_disjoint, try_mut, try_ref, try_str, Span};
 use crate::ffi_boundary;
 
 use batv_result::*;
@@ -172,6 +172,9 @@ fn known_message(r: batv_result) -> &'static CStr {
         BATV_RESULT_TOO_LONG => c"too long: the address, or its signed form, would not fit an SMTP path",
         BATV_RESULT_NOT_UTF8 => c"a string argument is not valid UTF-8",
         BATV_RESULT_BAD_PATTERN => c"bad policy pattern: the exemption or bounce local part cannot be used",
+        BATV_RESULT_BUFFER_OVERLAP => {
+            c"the output buffer overlaps an input string or another output: nothing was written"
+        }
         BATV_RESULT_KEYRING_IO => c"keyring: the file cannot be read",
         BATV_RESULT_KEYRING_INSECURE => {
             c"keyring: other users can read or write the file (the _ex message names the fix)"
@@ -336,8 +339,11 @@ pub unsafe extern "C" fn batv_keyring_free(keyring: *mut batv_keyring) {
 /// `BATV_RESULT_BUFFER_TOO_SMALL`, `*out_len` is the length needed *without* the NUL, so call
 /// again with a buffer of at least `*out_len + 1` octets; `buf` is then the empty string (when
 /// `buf_len > 0`). `buf` may be NULL only when `buf_len` is 0, to ask for the length. On any
-/// other result, `*out_len` is 0 and `buf` is the empty string. A buffer of `BATV_ADDRESS_MAX`
-/// octets always suffices.
+/// other result, `*out_len` is 0 and `buf` is the empty string, except for
+/// `BATV_RESULT_NULL_ARGUMENT` and `BATV_RESULT_BUFFER_OVERLAP`, which write nothing. `buf` and
+/// `*out_len` must not overlap an input string or each other (so `buf` cannot be the input
+/// address): such a call returns `BATV_RESULT_BUFFER_OVERLAP`. A buffer of
+/// `BATV_ADDRESS_MAX` octets always suffices.
 ///
 /// # Safety
 /// `keyring` is NULL or a live keyring; `address` is NULL or NUL-terminated; `buf` is NULL or
@@ -504,10 +510,14 @@ pub unsafe extern "C" fn batv_policy_new(policy_out: *mut *mut batv_policy) -> b
 
 /// Adds an exemption: untagged bounces to matching recipients are accepted. `pattern` is
 /// `user@domain` (one address), `@domain` (a whole domain) or `user@` (a local part in every
-/// domain), compared ASCII case-insensitively. Use it for VERP list returns, DMARC report
-/// addresses and systems whose mail does not pass this signer.
+/// domain), compared ASCII case-insensitively. Patterns are literal: there are no wildcards.
+/// Use it for VERP list returns, DMARC report addresses and systems whose mail does not pass
+/// this signer. Adding and checking stay fast with tens of thousands of exemptions: they are
+/// kept in an ordered set, not scanned one by one.
 ///
-/// Returns `BATV_RESULT_OK`, `BATV_RESULT_BAD_PATTERN` (the policy is unchanged),
+/// Returns `BATV_RESULT_OK`, `BATV_RESULT_BAD_PATTERN` (the policy is unchanged: not one of
+/// the three forms, a control character, a `*` such as `*@lists.example.com` (write
+/// `@lists.example.com`) or `bounces@*` (write `bounces@`), or longer than 254 octets),
 /// `BATV_RESULT_NULL_ARGUMENT` or `BATV_RESULT_NOT_UTF8`.
 ///
 /// # Safety
@@ -619,7 +629,8 @@ unsafe fn release<T>(handle: *mut T) {
 /// a recipient that is not an address).
 ///
 /// `verdict_out` may be NULL. Otherwise it is filled in whenever a decision was made: on OK, on
-/// a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`.
+/// a reject, and also on `BATV_RESULT_BUFFER_TOO_SMALL`. Like `buf` and `*out_len`, it must not
+/// overlap `sender`, `recipient` or another output (`BATV_RESULT_BUFFER_OVERLAP`).
 ///
 /// # Safety
 /// `policy` is NULL or a live policy; `verdict_out` is NULL or writable; the other arguments as
@@ -637,19 +648,21 @@ pub unsafe extern "C" fn batv_policy_check(
     out_len: *mut usize,
 ) -> batv_result {
     ffi_boundary! {
-        // SAFETY: the caller's contract covers every pointer.
-        let (policy, keyring, sender, recipient, verdict_out, mut out) = unsafe {
+        // SAFETY: the caller's contract covers every pointer; the strings are non-NULL when
+        // read, and `verdict_out` is made a reference only after Output::new found it clear of
+        // them and of the buffer.
+        let (policy, keyring, sender, recipient, mut out, verdict_out) = unsafe {
+            let (sender, recipient) = (present(sender)?, present(recipient)?);
+            let (sender, recipient) = (octets(sender), octets(recipient));
             (
                 try_ref(policy)?,
                 try_ref(keyring)?,
-                present(sender)?,
-                present(recipient)?,
+                sender,
+                recipient,
+                Output::new(buf, buf_len, out_len, &[sender, recipient], Span::of(verdict_out))?,
                 verdict_out.as_mut(),
-                Output::new(buf, buf_len, out_len)?,
             )
         };
-        // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-        let (sender, recipient) = unsafe { (octets(sender), octets(recipient)) };
         let v = policy.policy.check(&keyring.keyring, sender, recipient, resolve(now));
         if let Some(slot) = verdict_out {
             *slot = batv_verdict {
@@ -679,13 +692,28 @@ struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    /// Checks the pointers and starts from "nothing written": `*out_len` 0 and `buf` empty.
+    /// Checks the pointers, and that `buf`, `*out_len` and the call's `other_output` overlap
+    /// neither the `inputs` (the octets of the call's strings, at most two, each followed by
+    /// its NUL) nor each other, and starts from "nothing written": `*out_len` 0 and `buf`
+    /// empty. Allocates nothing.
+    ///
+    /// # Safety
+    /// `buf` is NULL or `buf_len` writable octets; `out_len` is NULL or writable; both as long
+    /// as `'a`.
     unsafe fn new(
         buf: *mut c_char,
         buf_len: usize,
         out_len: *mut usize,
+        inputs: &[&[u8]],
+        other_output: Span,
     ) -> Result<Output<'a>, batv_result> {
-        // SAFETY: forwarded caller contract.
+        let mut spans = [Span::EMPTY; 2];
+        for (span, s) in spans.iter_mut().zip(inputs) {
+            *span = Span::c_string_octets(s);
+        }
+        let outputs = [Span::octets(buf, buf_len), Span::of(out_len), other_output];
+        try_disjoint(&spans, &outputs)?;
+        // SAFETY: forwarded caller contract; neither overlaps an input (checked above).
         let (out_len, buf) = unsafe { (try_mut(out_len)?, try_buf(buf, buf_len)?) };
         *out_len = 0;
         if let Some(first) = buf.first_mut() {
@@ -747,11 +775,11 @@ unsafe fn address_and_output<'a>(
     buf_len: usize,
     out_len: *mut usize,
 ) -> Result<(&'a [u8], Output<'a>), batv_result> {
-    let address = present(address)?;
+    // SAFETY: non-NULL (checked first) and NUL-terminated by the caller's contract.
+    let address = unsafe { octets(present(address)?) };
     // SAFETY: forwarded caller contract.
-    let out = unsafe { Output::new(buf, buf_len, out_len) }?;
-    // SAFETY: non-NULL (checked above) and NUL-terminated by the caller's contract.
-    Ok((unsafe { octets(address) }, out))
+    let out = unsafe { Output::new(buf, buf_len, out_len, &[address], Span::EMPTY) }?;
+    Ok((address, out))
 }
 
 /// The octets of a NUL-terminated string, without the NUL: the core admits them.

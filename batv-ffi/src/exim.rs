@@ -211,22 +211,30 @@ fn copy_to_result(bytes: &[u8]) -> *const c_char {
 /// what is wrong; never a secret), kept for the life of the process so Exim may hold on to it.
 /// At most [`MAX_MESSAGES`] different messages are kept; past that, a fixed one.
 fn keyring_message(e: &KeyringError) -> &'static CStr {
-    const TOO_MANY: &CStr = c"batv: the keyring cannot be used (see the earlier batv messages in the log)";
+    kept_message(
+        format!("batv: {e}"),
+        c"batv: the keyring cannot be used (see the earlier batv messages in the log)",
+    )
+}
+
+/// `text` as a `'static` message, kept for the life of the process (at most [`MAX_MESSAGES`]
+/// different ones; past that, or for a text with a NUL, `too_many`).
+fn kept_message(text: String, too_many: &'static CStr) -> &'static CStr {
     static MESSAGES: Mutex<Vec<&'static CStr>> = Mutex::new(Vec::new());
-    let Ok(text) = CString::new(format!("batv: {e}")) else { return TOO_MANY };
+    let Ok(text) = CString::new(text) else { return too_many };
     let mut kept = MESSAGES.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(m) = kept.iter().find(|m| **m == text.as_c_str()) {
         return m;
     }
     if kept.len() >= MAX_MESSAGES {
-        return TOO_MANY;
+        return too_many;
     }
     let m: &'static CStr = Box::leak(text.into_boxed_c_str());
     kept.push(m);
     m
 }
 
-/// Most distinct keyring messages kept per process (each is a few dozen octets).
+/// Most distinct messages kept per process (each is a few dozen octets).
 const MAX_MESSAGES: usize = 64;
 
 /// Defines one `${dlfunc}` entry point: Exim's signature, the boundary of [`run`], a body.
@@ -319,8 +327,12 @@ fn policy(args: &Args<'_>) -> Result<Policy, Answer> {
     let mut policy = Policy::DEFAULT;
     for item in list_items(args.get(3)) {
         let Ok(pattern) = std::str::from_utf8(item) else { return bad(c"batv: an exemption is not UTF-8") };
-        if policy.add_exempt(pattern).is_err() {
-            return bad(c"batv: an exemption is not user@domain, @domain or user@");
+        if let Err(e) = policy.add_exempt(pattern) {
+            // Patterns are configuration, never secrets: name the one that is wrong.
+            let shown: String = pattern.chars().take(80).collect();
+            let more = if shown.len() < pattern.len() { "..." } else { "" };
+            let text = format!("batv: exemption '{}{more}': {e}", shown.escape_debug());
+            return bad(kept_message(text, c"batv: an exemption cannot be used (see the earlier batv messages in the log)"));
         }
     }
     let parts: Vec<&[u8]> = list_items(args.get(4)).collect();
@@ -585,6 +597,19 @@ mod tests {
             vec![b"", b"u@example.com", b"/nonexistent/batv.keys"],
         ] {
             assert_eq!(call(batv_exim_check, &bad).0, DEFER, "{bad:?}");
+        }
+        // A glob or an oversized exemption tempfails, and the message names it and what works.
+        let mega = format!("{}@example.com", "a".repeat(1 << 20));
+        for (list, says) in [
+            (&b"dmarc@example.com *@lists.example.com"[..], "exemption '*@lists.example.com': exemptions are literal"),
+            (b"bounces@*", "write 'bounces@' for the local part at every domain"),
+            (mega.as_bytes(), "at most 254 octets"),
+        ] {
+            let (code, text) = call(batv_exim_check, &[b"", b"u@example.com", &p, list]);
+            let text = String::from_utf8(text).unwrap();
+            assert_eq!(code, DEFER, "{text}");
+            assert!(text.starts_with("batv: exemption '") && text.contains(says), "{text}");
+            assert!(text.len() < 400, "the message quotes at most the start of a pattern");
         }
         // Ordinary mail needs no key: it is accepted with the keyring gone.
         let ordinary = [&b"friend@example.net"[..], b"u@example.com", b"/nonexistent/batv.keys"];

@@ -365,6 +365,17 @@ mod tests {
     }
 
     #[test]
+    fn glob_exemptions_are_refused_naming_them() {
+        for (pattern, says) in [
+            ("*@lists.example.com", "write '@lists.example.com' for every address of the domain"),
+            ("bounces@*", "write 'bounces@' for the local part at every domain"),
+        ] {
+            let e = Settings::parse(&format!("{MINIMAL}exempt = [\"dmarc@example.com\", \"{pattern}\"]\n")).unwrap_err();
+            assert!(e.contains(&format!("exempt entry \"{pattern}\"")) && e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn networks_and_display() {
         let s = Settings::parse(&format!(
             "{MINIMAL}trusted_networks = [\"192.0.2.0/24\", \"2001:db8::/32\", \"198.51.100.7\"]\nverify_domains = [\"example.net\"]\nsocket_mode = \"0600\"\n"

@@ -47,7 +47,8 @@ static void test_strerror_and_version(void) {
         BATV_RESULT_OK, BATV_RESULT_UNTAGGED, BATV_RESULT_MALFORMED, BATV_RESULT_UNKNOWN_KEY,
         BATV_RESULT_BAD_SIGNATURE, BATV_RESULT_EXPIRED, BATV_RESULT_NULL_ARGUMENT,
         BATV_RESULT_BUFFER_TOO_SMALL, BATV_RESULT_NOT_AN_ADDRESS, BATV_RESULT_TOO_LONG,
-        BATV_RESULT_NOT_UTF8, BATV_RESULT_BAD_PATTERN, BATV_RESULT_KEYRING_IO,
+        BATV_RESULT_NOT_UTF8, BATV_RESULT_BAD_PATTERN, BATV_RESULT_BUFFER_OVERLAP,
+        BATV_RESULT_KEYRING_IO,
         BATV_RESULT_KEYRING_INSECURE, BATV_RESULT_KEYRING_INVALID, BATV_RESULT_PANIC,
     };
     size_t n = sizeof codes / sizeof codes[0];
@@ -68,7 +69,7 @@ static void test_strerror_and_version(void) {
     }
     /* The groups of the header: outcomes 1-5, input 100-199, configuration 200-299. */
     CHECK(BATV_RESULT_UNTAGGED >= 1 && BATV_RESULT_EXPIRED <= 5, "outcome group");
-    CHECK(BATV_RESULT_NULL_ARGUMENT >= 100 && BATV_RESULT_BAD_PATTERN < 200, "input group");
+    CHECK(BATV_RESULT_NULL_ARGUMENT >= 100 && BATV_RESULT_BUFFER_OVERLAP < 200, "input group");
     CHECK(BATV_RESULT_KEYRING_IO >= 200 && BATV_RESULT_KEYRING_INVALID < 300, "config group");
 #ifdef EXPECTED_VERSION
     CHECK_STR(batv_version(), EXPECTED_VERSION);
@@ -455,6 +456,208 @@ static void test_buffer_protocol(const batv_keyring *k, const batv_policy *p) {
     check_buffer_protocol("check_bounce reject", call_check_bounce, &c, BATV_RESULT_UNTAGGED,
                           "550 5.7.1 Bounce rejected: this address did not send the original "
                           "message (no BATV tag)");
+}
+
+/* Output buffers that overlap an input string. Each call reads one string `in` and answers in
+ * `buf`; with separate buffers it gives `code` and `answer`. */
+typedef batv_result (*overlap_call)(const batv_keyring *k, const batv_policy *p, const char *in,
+                                    char *buf, size_t n, size_t *len);
+
+static batv_result ov_sign(const batv_keyring *k, const batv_policy *p, const char *in,
+                           char *buf, size_t n, size_t *len) {
+    (void)p;
+    return batv_sign(k, in, NOW, buf, n, len);
+}
+static batv_result ov_verify(const batv_keyring *k, const batv_policy *p, const char *in,
+                             char *buf, size_t n, size_t *len) {
+    (void)p;
+    return batv_verify(k, in, NOW, buf, n, len);
+}
+static batv_result ov_strip(const batv_keyring *k, const batv_policy *p, const char *in,
+                            char *buf, size_t n, size_t *len) {
+    (void)k;
+    (void)p;
+    return batv_strip(in, buf, n, len);
+}
+static batv_result ov_check_bounce(const batv_keyring *k, const batv_policy *p, const char *in,
+                                   char *buf, size_t n, size_t *len) {
+    (void)p;
+    return batv_check_bounce(k, "", in, NOW, buf, n, len);
+}
+static batv_result ov_policy_check(const batv_keyring *k, const batv_policy *p, const char *in,
+                                   char *buf, size_t n, size_t *len) {
+    batv_verdict v;
+    return batv_policy_check(p, k, "", in, NOW, &v, buf, n, len);
+}
+/* The sender is the input here; the recipient is a separate, valid tag. */
+static batv_result ov_policy_sender(const batv_keyring *k, const batv_policy *p, const char *in,
+                                    char *buf, size_t n, size_t *len) {
+    batv_verdict v;
+    return batv_policy_check(p, k, in, "prvs=1790ac4fd6=user@example.com", NOW, &v, buf, n, len);
+}
+
+static void test_overlap(const batv_keyring *k, const batv_policy *p) {
+    static const struct {
+        const char *what;
+        overlap_call call;
+        const char *in;
+        batv_result code;
+        const char *answer;
+    } cases[] = {
+        {"sign", ov_sign, "user@example.com", BATV_RESULT_OK, "prvs=1790ac4fd6=user@example.com"},
+        {"sign unchanged", ov_sign, "prvs=1790ac4fd6=user@example.com", BATV_RESULT_OK,
+         "prvs=1790ac4fd6=user@example.com"},
+        {"verify", ov_verify, "prvs=1790ac4fd6=user@example.com", BATV_RESULT_OK,
+         "user@example.com"},
+        {"strip", ov_strip, "prvs=1790ac4fd6=user@example.com", BATV_RESULT_OK,
+         "user@example.com"},
+        {"check_bounce", ov_check_bounce, "prvs=1790ac4fd6=user@example.com", BATV_RESULT_OK,
+         "user@example.com"},
+        {"policy_check", ov_policy_check, "prvs=1790ac4fd6=user@example.com", BATV_RESULT_OK,
+         "user@example.com"},
+        {"policy_check sender", ov_policy_sender, "mailer-daemon@relay.example", BATV_RESULT_OK,
+         "user@example.com"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *what = cases[i].what, *in = cases[i].in;
+        size_t n = strlen(in), len;
+        char arr[400], sep[BATV_ADDRESS_MAX];
+        char *placed = arr + 150; /* the input inside a larger array */
+        batv_result r;
+
+        /* Separate buffers give the right answer. */
+        len = 0;
+        CHECK_RESULT(cases[i].call(k, p, in, sep, sizeof sep, &len), cases[i].code);
+        CHECK_STR(sep, cases[i].answer);
+
+        /* The buffer is the input, starts inside it, or holds its NUL: refused, nothing
+         * written, so the input is still there and no wrong answer is. */
+        {
+            const size_t starts[] = {0, 3, n};
+            size_t j;
+            for (j = 0; j < sizeof starts / sizeof starts[0]; j++) {
+                memset(arr, '#', sizeof arr);
+                memcpy(placed, in, n + 1);
+                len = 12345;
+                r = cases[i].call(k, p, placed, placed + starts[j],
+                                  sizeof arr - 150 - starts[j], &len);
+                CHECK(r == BATV_RESULT_BUFFER_OVERLAP, "%s at +%zu: got %u (%s), buf \"%s\"",
+                      what, starts[j], (unsigned)r, batv_strerror(r), placed + starts[j]);
+                CHECK(strcmp(placed, in) == 0 && len == 12345,
+                      "%s at +%zu: wrote \"%s\", out_len %zu", what, starts[j], placed, len);
+            }
+        }
+        /* A buffer that ends where the input starts: the whole array, one octet short. */
+        memset(arr, '#', sizeof arr);
+        memcpy(placed, in, n + 1);
+        r = cases[i].call(k, p, placed, arr, 150, &len);
+        CHECK(r == cases[i].code && strcmp(arr, cases[i].answer) == 0,
+              "%s just before the input: %u \"%s\"", what, (unsigned)r, arr);
+        CHECK(strcmp(placed, in) == 0, "%s: the input is intact", what);
+        CHECK_RESULT(cases[i].call(k, p, placed, arr, 151, &len), BATV_RESULT_BUFFER_OVERLAP);
+        /* A buffer that starts just after the input's NUL. */
+        memset(arr, '#', sizeof arr);
+        memcpy(placed, in, n + 1);
+        r = cases[i].call(k, p, placed, placed + n + 1, sizeof arr - 150 - n - 1, &len);
+        CHECK(r == cases[i].code && strcmp(placed + n + 1, cases[i].answer) == 0,
+              "%s just after the input: %u \"%s\"", what, (unsigned)r, placed + n + 1);
+        CHECK(strcmp(placed, in) == 0, "%s: the input is intact", what);
+    }
+
+    /* *out_len inside the input, and a verdict that shares the buffer, are overlaps too. */
+    {
+        union {
+            size_t n[32];
+            char c[32 * sizeof(size_t)];
+        } w;
+        union {
+            batv_verdict v;
+            char c[BATV_ADDRESS_MAX + sizeof(batv_verdict)];
+        } u;
+        char buf[BATV_ADDRESS_MAX];
+        const char *tagged = "prvs=1790ac4fd6=user@example.com";
+        strcpy(w.c, tagged);
+        CHECK_RESULT(batv_verify(k, w.c, NOW, buf, sizeof buf, &w.n[1]), BATV_RESULT_BUFFER_OVERLAP);
+        CHECK_STR(w.c, tagged);
+        CHECK_RESULT(batv_policy_check(p, k, "", tagged, NOW, &u.v, u.c, sizeof u.c, &w.n[0]),
+                     BATV_RESULT_BUFFER_OVERLAP);
+        CHECK_RESULT(batv_policy_check(p, k, "", tagged, NOW, &u.v, u.c + sizeof(batv_verdict),
+                                       BATV_ADDRESS_MAX, &w.n[0]),
+                     BATV_RESULT_OK);
+        CHECK(u.v.accepted && u.v.reason == BATV_REASON_VALID, "a verdict beside the buffer");
+        CHECK_STR(u.c + sizeof(batv_verdict), "user@example.com");
+    }
+}
+
+/* Exemptions: a site's list of 20,000 each work, and patterns that could match nothing (a
+ * glob, longer than an address) are refused. */
+static void test_exemption_list(const batv_keyring *k) {
+    batv_policy *p = NULL;
+    char pattern[64], rcpt[64], buf[BATV_ADDRESS_MAX], *big;
+    size_t len;
+    int i, exempt = 0, rejected = 0, refused = 0;
+    const int count = 20000;
+    batv_verdict v;
+
+    CHECK_RESULT(batv_policy_new(&p), BATV_RESULT_OK);
+    for (i = 0; i < count; i++) {
+        if (i % 3 == 0) sprintf(pattern, "User%d@Example.com", i);
+        else if (i % 3 == 1) sprintf(pattern, "@D%d.example", i);
+        else sprintf(pattern, "lp%d@", i);
+        refused += batv_policy_add_exempt(p, pattern) != BATV_RESULT_OK;
+    }
+    for (i = 0; i < count; i++) {
+        if (i % 3 == 0) sprintf(rcpt, "user%d@EXAMPLE.com", i);
+        else if (i % 3 == 1) sprintf(rcpt, "anyone@d%d.EXAMPLE", i);
+        else sprintf(rcpt, "LP%d@somewhere.example", i);
+        exempt += batv_policy_check(p, k, "", rcpt, NOW, &v, buf, sizeof buf, &len) ==
+                      BATV_RESULT_OK &&
+                  v.reason == BATV_REASON_EXEMPT && strcmp(buf, rcpt) == 0;
+        if (i % 3 == 0) sprintf(rcpt, "user%dx@example.com", i);
+        else if (i % 3 == 1) sprintf(rcpt, "anyone@sub.d%d.example", i);
+        else sprintf(rcpt, "lp%dx@somewhere.example", i);
+        rejected += batv_policy_check(p, k, "", rcpt, NOW, &v, buf, sizeof buf, &len) ==
+                    BATV_RESULT_UNTAGGED;
+    }
+    CHECK(refused == 0 && exempt == count && rejected == count,
+          "%d exemptions: %d refused, %d exempt, %d rejected", count, refused, exempt, rejected);
+
+    /* 1 MB, and one octet past the longest address, cannot match anything. */
+    big = malloc((size_t)1 << 20);
+    CHECK(big != NULL, "malloc");
+    if (big != NULL) {
+        memset(big, 'a', ((size_t)1 << 20) - 1);
+        big[((size_t)1 << 20) - 1] = '\0';
+        memcpy(big + 200, "@example.com", 12);
+        CHECK_RESULT(batv_policy_add_exempt(p, big), BATV_RESULT_BAD_PATTERN);
+        free(big);
+    }
+    {
+        char longest[300];
+        memset(longest, 'a', 243);
+        strcpy(longest + 243, "@example.com"); /* 255 octets */
+        CHECK_RESULT(batv_policy_add_exempt(p, longest), BATV_RESULT_BAD_PATTERN);
+        CHECK_RESULT(batv_policy_add_exempt(p, longest + 1), BATV_RESULT_OK); /* 254 */
+        CHECK_RESULT(batv_policy_check(p, k, "", longest + 1, NOW, &v, buf, sizeof buf, &len),
+                     BATV_RESULT_OK);
+        CHECK(v.reason == BATV_REASON_EXEMPT, "the longest exemption works");
+    }
+    /* Globs would be literals that match nothing: refused. */
+    CHECK_RESULT(batv_policy_add_exempt(p, "*@lists.example.com"), BATV_RESULT_BAD_PATTERN);
+    CHECK_RESULT(batv_policy_add_exempt(p, "bounces@*"), BATV_RESULT_BAD_PATTERN);
+    CHECK_RESULT(batv_policy_add_exempt(p, "*@*"), BATV_RESULT_BAD_PATTERN);
+    CHECK_RESULT(batv_policy_check(p, k, "", "*@lists.example.com", NOW, &v, buf, sizeof buf, &len),
+                 BATV_RESULT_UNTAGGED);
+    /* What they meant, written as the supported forms. */
+    CHECK_RESULT(batv_policy_add_exempt(p, "@lists.example.com"), BATV_RESULT_OK);
+    CHECK_RESULT(batv_policy_add_exempt(p, "bounces@"), BATV_RESULT_OK);
+    CHECK_RESULT(batv_policy_check(p, k, "", "owner@lists.example.com", NOW, &v, buf, sizeof buf,
+                                   &len),
+                 BATV_RESULT_OK);
+    CHECK_RESULT(batv_policy_check(p, k, "", "bounces@any.example", NOW, &v, buf, sizeof buf, &len),
+                 BATV_RESULT_OK);
+    batv_policy_free(p);
 }
 
 /* The default policy of batv_check_bounce, decision by decision (docs/scheme.md). */
@@ -850,8 +1053,10 @@ int main(int argc, char **argv) {
     CHECK_RESULT(batv_policy_new(&p), BATV_RESULT_OK);
     test_sign_verify(k);
     test_buffer_protocol(k, p);
+    test_overlap(k, p);
     test_check_bounce(k);
     test_policy(k);
+    test_exemption_list(k);
     test_null_arguments(k);
     rows = test_vectors(argv[1]);
     CHECK(rows >= 10, "read %d vector rows", rows);

@@ -556,6 +556,23 @@ def test_policy_refuses_bad_configuration(sha1_keys: batv.Keyring) -> None:
         batv.Policy(sha1_keys, monitor=1)  # type: ignore[arg-type]
 
 
+def test_policy_refuses_patterns_that_could_match_nothing(sha1_keys: batv.Keyring) -> None:
+    # A glob would be a literal address that matches nothing: refused, naming what works.
+    with pytest.raises(ValueError, match=r"exempt pattern '\*@lists.example.com': .*write '@lists.example.com'"):
+        batv.Policy(sha1_keys, exempt=["dmarc@example.com", "*@lists.example.com"])
+    with pytest.raises(batv.BatvError, match=r"exempt pattern 'bounces@\*': .*write 'bounces@'"):
+        batv.Policy(sha1_keys, exempt=["bounces@*"])
+    # So is a pattern longer than any address; the message quotes only its start.
+    with pytest.raises(batv.BatvError, match="at most 254 octets") as info:
+        batv.Policy(sha1_keys, exempt=["a" * (1 << 20) + "@example.com"])
+    assert len(str(info.value)) < 400
+    # 20,000 exemptions, each of which works.
+    many = [f"user{i}@example.com" for i in range(20_000)]
+    policy = batv.Policy(sha1_keys, exempt=many)
+    assert all(policy.check("", f"USER{i}@example.com").reason == "exempt" for i in range(20_000))
+    assert policy.check("", "user20000@example.com").reason == "untagged"
+
+
 def test_verdict_value_semantics(sha1_keys: batv.Keyring) -> None:
     policy = batv.Policy(sha1_keys)
     a = policy.check("", "user@example.com", NOW)
