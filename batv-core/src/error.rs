@@ -304,6 +304,92 @@ impl fmt::Display for KeyringError {
 
 impl std::error::Error for KeyringError {}
 
+/// A word from a keyring file as an error shows it: a name the file format knows (a directive,
+/// a scheme) as written, any other word only described, since it may be a secret (typed where
+/// the scheme belongs, or half of a secret wrapped onto a line of its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileWord {
+    /// A directive or scheme name, in any ASCII case: shown as written.
+    Known(String),
+    /// Any other word: its length and kind, never its text.
+    Unknown {
+        /// Its length in characters.
+        chars: usize,
+        /// What characters it holds.
+        kind: WordKind,
+    },
+}
+
+/// What characters a word that is not shown holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WordKind {
+    /// ASCII digits only.
+    Digits,
+    /// ASCII letters only.
+    Letters,
+    /// ASCII letters and digits.
+    LettersAndDigits,
+    /// The base64 alphabet, with `+`, `/` or `=` among them.
+    Base64,
+    /// It starts with a secret's prefix (`base64:`, `hex:` or `text:`).
+    Secret(&'static str),
+    /// Anything else.
+    Mixed(CharKinds),
+}
+
+/// The kinds of character in a word that is none of the plainer [`WordKind`]s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CharKinds {
+    /// ASCII letters.
+    pub letters: bool,
+    /// ASCII digits.
+    pub digits: bool,
+    /// ASCII punctuation.
+    pub punctuation: bool,
+    /// Characters outside ASCII.
+    pub non_ascii: bool,
+    /// Control characters.
+    pub control: bool,
+}
+
+impl fmt::Display for FileWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, kind) = match self {
+            FileWord::Known(w) => return write!(f, "'{w}'"),
+            FileWord::Unknown { chars, kind } => (*chars, kind),
+        };
+        // "an 8-character word", "an 11-character word".
+        let a = if n.to_string().starts_with('8') || n == 11 || n == 18 { "an" } else { "a" };
+        match kind {
+            WordKind::Digits => write!(f, "a number of {n} digits"),
+            WordKind::Letters => write!(f, "a word of {n} letters"),
+            WordKind::LettersAndDigits => write!(f, "a word of {n} letters and digits"),
+            WordKind::Base64 => write!(f, "{a} {n}-character word of base64 characters"),
+            WordKind::Secret(prefix) => {
+                write!(f, "{a} {n}-character word that starts with {prefix}, like a secret")
+            }
+            WordKind::Mixed(k) => {
+                let names = [
+                    (k.letters, "letters"),
+                    (k.digits, "digits"),
+                    (k.punctuation, "punctuation"),
+                    (k.non_ascii, "non-ASCII characters"),
+                    (k.control, "control characters"),
+                ];
+                let present: Vec<&str> = names.iter().filter(|p| p.0).map(|p| p.1).collect();
+                write!(f, "{a} {n}-character word of ")?;
+                match present.split_last() {
+                    Some((last, [])) => f.write_str(last),
+                    Some((last, rest)) => write!(f, "{} and {last}", rest.join(", ")),
+                    None => f.write_str("characters"),
+                }
+            }
+        }
+    }
+}
+
 /// What is wrong with a keyring. Words from the file that could be secret never appear here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -320,7 +406,7 @@ pub enum KeyringErrorKind {
     /// The file is not UTF-8 text.
     NotUtf8,
     /// A line starts with a word that is not a directive.
-    UnknownDirective(String),
+    UnknownDirective(FileWord),
     /// A directive lacks a value.
     MissingValue(&'static str),
     /// A directive has more values than it takes.
@@ -330,7 +416,7 @@ pub enum KeyringErrorKind {
     /// A key number appears on two `key` lines.
     DuplicateKey(u8),
     /// The scheme is neither `hmac-sha256` nor `hmac-sha1`.
-    UnknownScheme(String),
+    UnknownScheme(FileWord),
     /// The secret does not start with `base64:`, `hex:` or `text:`.
     BadSecretPrefix,
     /// The `base64:` secret is not valid base64.
@@ -391,15 +477,18 @@ impl fmt::Display for KeyringErrorKind {
             NotUtf8 => f.write_str("not UTF-8 text"),
             UnknownDirective(w) => write!(
                 f,
-                "unknown directive '{w}' (expected key, sign-key, retired, lifetime-days or skew-days)"
+                "unknown directive{} {w} (expected key, sign-key, retired, lifetime-days or skew-days)",
+                if matches!(w, FileWord::Known(_)) { "" } else { ":" }
             ),
             MissingValue(what) => write!(f, "{what} is missing"),
             TrailingText(what) => write!(f, "unexpected text after {what}"),
             BadKeyNumber => f.write_str("a key number must be one digit, 0 to 9"),
             DuplicateKey(n) => write!(f, "key {n} is defined twice"),
-            UnknownScheme(s) => {
-                write!(f, "unknown scheme '{s}' (expected hmac-sha256 or hmac-sha1)")
-            }
+            UnknownScheme(w) => write!(
+                f,
+                "unknown scheme{} {w} (expected hmac-sha256 or hmac-sha1)",
+                if matches!(w, FileWord::Known(_)) { "" } else { ":" }
+            ),
             BadSecretPrefix => f.write_str("the secret must start with base64:, hex: or text:"),
             BadBase64 => f.write_str("the base64: secret is not valid base64"),
             BadHex => f.write_str("the hex: secret is not valid hexadecimal"),
