@@ -73,18 +73,20 @@ enum Command {
         long_about = "Create the keyring file with one new random key (32 bytes from the \
 operating system), mode 0600. An existing keyring is never overwritten.\n\n\
 The other forms change an existing keyring, in the steps of a rotation across hosts that share \
-it (docs/operations.md): --add adds a new key under the next key number (9 wraps to 0) that \
-verifies but does not sign; once every host has it, --promote N makes key N the key that signs \
-and records that the old one stopped signing today; --prune removes the keys that stopped \
-signing more than lifetime + skew days (8 by default) ago, whose tags can no longer verify. \
---rotate is --add and --promote in one step, for a single host; it replaces an old key under \
-the next number, and says so.\n\n\
+it (docs/operations.md): --add adds a new key that verifies but does not sign; once every host \
+has it, --promote N makes key N the key that signs and records that the old one stopped signing \
+today; --prune removes the keys that stopped signing more than lifetime + skew days (8 by \
+default) ago, whose tags can no longer verify. --rotate is --add and --promote in one step, for \
+a single host.\n\n\
+A new key takes the first free number after the signing key (9 wraps to 0). When all ten are \
+taken, it replaces only a key that --prune would remove; otherwise the change is refused, and \
+the message says which key to retire first.\n\n\
 The file is replaced atomically and keeps its owner, group and permissions (so an MTA group \
 that may read it still can). Changes run at the same time take turns (an exclusive lock on the \
 keyring file, from the read to the rename), so none loses a key. --now sets the day recorded.",
         after_help = "Exit status: 0 done; 2 the keyring exists (when creating it), is missing \
-(when changing it), is invalid or insecure, the change is refused (say, --add while the next key \
-number is still in use), or the file cannot be written."
+(when changing it), is invalid or insecure, the change is refused (say, --add while every key \
+number holds a key whose tags may still verify), or the file cannot be written."
     )]
     Keygen {
         /// Add a new key that signs from now on (one host: --add and --promote in one step).

@@ -448,13 +448,14 @@ pub enum KeyringErrorKind {
     ChangedWhileRead,
     /// A `retired` line is not `retired N YYYY-MM-DD`.
     BadRetired,
-    /// The next key number is taken by a key whose tags may still verify (until that UTC day
-    /// number, when the keyring records it).
-    NextKeyInUse {
-        /// The key number.
-        number: u8,
-        /// The last UTC day number on which its tags may verify, if known.
-        until: Option<i64>,
+    /// Every key number holds a key whose tags may still verify: a new key would replace one.
+    NoFreeKeyNumber {
+        /// The key to retire first: the one that may be pruned soonest, or, when no key records
+        /// when it stopped signing, the first after the sign key.
+        retire: u8,
+        /// The first UTC day number on which it may be pruned, when the keyring records when it
+        /// stopped signing.
+        prunable_from: Option<i64>,
     },
     /// No key has this number.
     NoSuchKey(u8),
@@ -511,14 +512,14 @@ impl fmt::Display for KeyringErrorKind {
                 "the file changed while it was read; replace it by rename instead of rewriting it in place",
             ),
             BadRetired => f.write_str("a retired line must be: retired N YYYY-MM-DD (the UTC day key N stopped signing)"),
-            NextKeyInUse { number, until: Some(day) } => write!(
+            NoFreeKeyNumber { retire, prunable_from: Some(day) } => write!(
                 f,
-                "key {number} is still in use: its tags may verify until {}; prune it after that day (batv keygen --prune)",
+                "every key number, 0 to 9, holds a key whose tags may still verify; key {retire} may be pruned from {} on (batv keygen --prune), which frees its number",
                 crate::keyfile::date_of_day(*day)
             ),
-            NextKeyInUse { number, until: None } => write!(
+            NoFreeKeyNumber { retire, prunable_from: None } => write!(
                 f,
-                "key {number} is still in use: it has not signed yet (promote it with batv keygen --promote {number}), or it is an old key with no record of when it stopped signing (remove its line once it is older than lifetime + skew days)"
+                "every key number, 0 to 9, holds a key whose tags may still verify, and no key records when it stopped signing (a retired line); key {retire} is next in line: delete its line by hand if you know its tags no longer verify (it stopped signing more than lifetime + skew days ago), which frees its number"
             ),
             NoSuchKey(n) => write!(f, "there is no key {n} in the keyring"),
         }
