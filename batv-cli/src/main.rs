@@ -1,13 +1,15 @@
 //! The `batv` command: sign, verify, strip and check BATV (`prvs=`) addresses from the command
 //! line or from standard input, for mail administrators and their scripts.
 
-#![forbid(unsafe_code)]
+// Unsafe code only in src/stdio.rs, where it says why.
+#![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod commands;
 mod generate;
 mod input;
 mod keyfile;
+mod stdio;
 
 use batv_core::{Policy, Scheme};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -260,6 +262,10 @@ fn main() -> ExitCode {
         .subcommand(generate::subcommand())
         .get_matches();
     if let Some((generate::NAME, m)) = matches.subcommand() {
+        if let Err(e) = closed_streams(true, false) {
+            say(format_args!("{e}"));
+            return ExitCode::from(2);
+        }
         return generate::run(m, Cli::command());
     }
     let cli = match Cli::from_arg_matches(&matches) {
@@ -277,7 +283,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// An error when a stream the command needs was closed when batv started: the runtime put
+/// /dev/null there, and the results would be lost (or the input would seem empty) without a
+/// word. `>/dev/null` is a choice, and passes.
+fn closed_streams(writes_stdout: bool, reads_stdin: bool) -> Result<(), String> {
+    if writes_stdout && stdio::closed_at_start(1) {
+        return Err("standard output is closed, so the results would be lost; redirect it to a \
+                    file, or to /dev/null to discard them"
+            .into());
+    }
+    if reads_stdin && stdio::closed_at_start(0) {
+        return Err("standard input is closed, and with no addresses given batv reads them \
+                    there; give the addresses as arguments, or </dev/null for none"
+            .into());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<bool, Fatal> {
+    // keygen writes only to standard error; the others print their results.
+    let (writes_stdout, reads_stdin) = match &cli.command {
+        Command::Keygen { .. } => (false, false),
+        Command::Sign { addresses }
+        | Command::Verify { addresses }
+        | Command::Status { addresses }
+        | Command::Strip { addresses } => (true, addresses.is_empty()),
+        Command::Check { recipients, .. } => (true, recipients.is_empty()),
+    };
+    closed_streams(writes_stdout, reads_stdin).map_err(Fatal::Message)?;
     let keys = &keyfile::KeyringPath::resolve(cli.keys)?;
     let clock = Clock(cli.now);
     let stdout = io::stdout();
