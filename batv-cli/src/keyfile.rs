@@ -179,9 +179,9 @@ pub fn keygen_new(keys: &KeyringPath, scheme: Scheme) -> Result<(), Fatal> {
 /// A change `batv keygen` makes to an existing keyring.
 #[derive(Clone, Copy, Debug)]
 pub enum Change {
-    /// `--rotate`: a new key under the next number, which signs from now on (one host).
+    /// `--rotate`: a new key under a free number, which signs from now on (one host).
     Rotate(Option<Scheme>),
-    /// `--add`: a new key under the next number, which verifies but does not sign yet.
+    /// `--add`: a new key under a free number, which verifies but does not sign yet.
     Add(Option<Scheme>),
     /// `--promote N`: key N signs from now on.
     Promote(u8),
@@ -223,17 +223,18 @@ pub fn keygen_change(keys: &KeyringPath, change: Change, now: i64) -> Result<(),
     }
     replace(path, &new)
         .map_err(|e| Fatal::Message(format!("cannot rewrite keyring {}: {e}", path.display())))?;
-    report(&old, &new, change, path);
+    report(&old, &new, change, path, now);
     Ok(())
 }
 
 /// Standard error says what changed and what to do next.
-fn report(old: &Keyring, new: &Keyring, change: Change, path: &Path) {
+fn report(old: &Keyring, new: &Keyring, change: Change, path: &Path, now: i64) {
     let signer = new.signing_key();
     let window = u32::from(new.lifetime_days()) + u32::from(new.skew_days());
     match change {
         Change::Rotate(_) | Change::Add(_) => {
-            let n = old.next_key_number();
+            // The number the change took; it succeeded, so there was one.
+            let Ok(n) = old.new_key_number(now) else { return };
             let role = if matches!(change, Change::Rotate(_)) {
                 "it signs from now on".to_string()
             } else {
@@ -243,7 +244,7 @@ fn report(old: &Keyring, new: &Keyring, change: Change, path: &Path) {
             say(format_args!("added key {n} ({scheme}) to {}; {role}", path.display()));
             if old.key(n).is_some() {
                 say(format_args!(
-                    "the new key {n} replaced the old key {n}: tags signed with the old key {n} no longer verify"
+                    "every other key number was taken: the new key {n} replaced the old key {n}, which stopped signing more than {window} days ago, so none of its tags could verify any more"
                 ));
             }
         }

@@ -1,13 +1,15 @@
 //! The `batv` command: sign, verify, strip and check BATV (`prvs=`) addresses from the command
 //! line or from standard input, for mail administrators and their scripts.
 
-#![forbid(unsafe_code)]
+// Unsafe code only in src/stdio.rs, where it says why.
+#![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod commands;
 mod generate;
 mod input;
 mod keyfile;
+mod stdio;
 
 use batv_core::{Policy, Scheme};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -73,18 +75,20 @@ enum Command {
         long_about = "Create the keyring file with one new random key (32 bytes from the \
 operating system), mode 0600. An existing keyring is never overwritten.\n\n\
 The other forms change an existing keyring, in the steps of a rotation across hosts that share \
-it (docs/operations.md): --add adds a new key under the next key number (9 wraps to 0) that \
-verifies but does not sign; once every host has it, --promote N makes key N the key that signs \
-and records that the old one stopped signing today; --prune removes the keys that stopped \
-signing more than lifetime + skew days (8 by default) ago, whose tags can no longer verify. \
---rotate is --add and --promote in one step, for a single host; it replaces an old key under \
-the next number, and says so.\n\n\
+it (docs/operations.md): --add adds a new key that verifies but does not sign; once every host \
+has it, --promote N makes key N the key that signs and records that the old one stopped signing \
+today; --prune removes the keys that stopped signing more than lifetime + skew days (8 by \
+default) ago, whose tags can no longer verify. --rotate is --add and --promote in one step, for \
+a single host.\n\n\
+A new key takes the first free number after the signing key (9 wraps to 0). When all ten are \
+taken, it replaces only a key that --prune would remove; otherwise the change is refused, and \
+the message says which key to retire first.\n\n\
 The file is replaced atomically and keeps its owner, group and permissions (so an MTA group \
 that may read it still can). Changes run at the same time take turns (an exclusive lock on the \
 keyring file, from the read to the rename), so none loses a key. --now sets the day recorded.",
         after_help = "Exit status: 0 done; 2 the keyring exists (when creating it), is missing \
-(when changing it), is invalid or insecure, the change is refused (say, --add while the next key \
-number is still in use), or the file cannot be written."
+(when changing it), is invalid or insecure, the change is refused (say, --add while every key \
+number holds a key whose tags may still verify), or the file cannot be written."
     )]
     Keygen {
         /// Add a new key that signs from now on (one host: --add and --promote in one step).
@@ -258,6 +262,10 @@ fn main() -> ExitCode {
         .subcommand(generate::subcommand())
         .get_matches();
     if let Some((generate::NAME, m)) = matches.subcommand() {
+        if let Err(e) = closed_streams(true, false) {
+            say(format_args!("{e}"));
+            return ExitCode::from(2);
+        }
         return generate::run(m, Cli::command());
     }
     let cli = match Cli::from_arg_matches(&matches) {
@@ -275,7 +283,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// An error when a stream the command needs was closed when batv started: the runtime put
+/// /dev/null there, and the results would be lost (or the input would seem empty) without a
+/// word. `>/dev/null` is a choice, and passes.
+fn closed_streams(writes_stdout: bool, reads_stdin: bool) -> Result<(), String> {
+    if writes_stdout && stdio::closed_at_start(1) {
+        return Err("standard output is closed, so the results would be lost; redirect it to a \
+                    file, or to /dev/null to discard them"
+            .into());
+    }
+    if reads_stdin && stdio::closed_at_start(0) {
+        return Err("standard input is closed, and with no addresses given batv reads them \
+                    there; give the addresses as arguments, or </dev/null for none"
+            .into());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<bool, Fatal> {
+    // keygen writes only to standard error; the others print their results.
+    let (writes_stdout, reads_stdin) = match &cli.command {
+        Command::Keygen { .. } => (false, false),
+        Command::Sign { addresses }
+        | Command::Verify { addresses }
+        | Command::Status { addresses }
+        | Command::Strip { addresses } => (true, addresses.is_empty()),
+        Command::Check { recipients, .. } => (true, recipients.is_empty()),
+    };
+    closed_streams(writes_stdout, reads_stdin).map_err(Fatal::Message)?;
     let keys = &keyfile::KeyringPath::resolve(cli.keys)?;
     let clock = Clock(cli.now);
     let stdout = io::stdout();

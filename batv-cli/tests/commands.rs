@@ -601,3 +601,68 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// `batv CMD ARGS` run by sh with standard output redirected by `redirect` (`>&-`,
+/// `>/dev/null`, `>/dev/full`): its exit code and standard error.
+fn with_stdout(s: &Scratch, redirect: &str, args: &[&str]) -> (i32, String) {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("exec \"$0\" \"$@\" {redirect}"))
+        .arg(env!("CARGO_BIN_EXE_batv"))
+        .args(args);
+    cmd.current_dir(&s.dir).env_remove("BATV_KEYS");
+    let run = s.run_command(cmd, b"user@example.com\n");
+    assert!(run.stdout.is_empty());
+    (run.code, run.stderr)
+}
+
+/// `batv sign >&-`: a closed standard output is an error (exit 2), as `>/dev/full` is, not
+/// output silently lost; `>/dev/null` is a choice and exits 0.
+#[test]
+fn a_closed_stdout_at_start_is_an_error() {
+    let s = scratch("closed-stdout");
+    let tag = &sign(&s, "user@example.com");
+    let commands: [&[&str]; 6] = [
+        &["--now", NOW, "sign", "user@example.com"],
+        &["--now", NOW, "sign"],
+        &["--now", NOW, "verify", tag],
+        &["--now", NOW, "status", tag],
+        &["strip", tag],
+        &["--now", NOW, "check", "--sender", "", "--recipient", tag],
+    ];
+    let mut lost = 0;
+    for args in commands {
+        let (code, stderr) = with_stdout(&s, ">&-", args);
+        if code != 2 || !stderr.contains("standard output is closed") {
+            lost += 1;
+            eprintln!("{args:?} >&-: exit {code}, {stderr:?}");
+        }
+        let (code, stderr) = with_stdout(&s, ">/dev/full", args);
+        assert_eq!(code, 2, "{args:?} >/dev/full: {stderr}");
+        assert!(stderr.contains("cannot write standard output"), "{stderr}");
+    }
+    assert_eq!(lost, 0, "{lost} of {} commands exited without a word with stdout closed", commands.len());
+    for args in commands {
+        let (code, stderr) = with_stdout(&s, ">/dev/null", args);
+        assert_eq!(code, 0, "{args:?} >/dev/null: {stderr}");
+        assert!(!stderr.contains("standard output"), "{stderr}");
+    }
+}
+
+/// The other streams: a closed standard input is an error only for a command that would read
+/// it (no addresses given); keygen prints nothing on standard output, so a closed one is no
+/// loss; with standard error closed too, the exit code still says it.
+#[test]
+fn closed_standard_streams_where_they_matter() {
+    let s = scratch("closed-streams");
+    let (code, stderr) = with_stdout(&s, "<&-", &["--now", NOW, "sign"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("standard input is closed"), "{stderr}");
+    let (code, stderr) = with_stdout(&s, ">/dev/null <&-", &["--now", NOW, "sign", "user@example.com"]);
+    assert_eq!(code, 0, "addresses as arguments need no standard input: {stderr}");
+    let (code, stderr) = with_stdout(&s, "2>&- >&-", &["--now", NOW, "sign", "user@example.com"]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, stderr) = with_stdout(&s, ">&-", &["--now", NOW, "keygen", "--add"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("added key 3"), "{stderr}");
+}

@@ -162,26 +162,20 @@ fn rotate_to_another_scheme_adds_a_key_of_that_scheme() {
 }
 
 #[test]
-fn rotate_to_another_scheme_past_nine_replaces_key_zero_and_says_so() {
+fn rotate_to_another_scheme_past_nine_wraps_to_a_free_number() {
     let s = Scratch::new("rotate-scheme-wrap");
-    let text = "sign-key 9\nkey 0 hmac-sha1 text:zero key that will go\n\
+    let text = "sign-key 9\nkey 0 hmac-sha1 text:zero key that stays\n\
                 key 9 hmac-sha1 text:the nine key\n";
     s.write_keyring("batv.keys", text, 0o600);
     let run = s.run(&["keygen", "--rotate", "--scheme", "hmac-sha256"], b"");
     run.expect_code(0);
-    assert!(
-        run.stderr.contains("added key 0 (hmac-sha256)")
-            && run.stderr.contains("replaced the old key 0"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("added key 1 (hmac-sha256)"), "{}", run.stderr);
+    assert!(!run.stderr.contains("replaced"), "{}", run.stderr);
     let after = s.read(&s.keys());
     let keys = key_lines(&after);
-    assert_eq!(keys.len(), 2, "{after}");
-    assert_eq!((keys[0].0, keys[0].1.as_str()), (0, "hmac-sha256"));
-    assert!(!after.contains("zero key that will go"));
-    assert_eq!(keys[1], (9, "hmac-sha1".into(), "text:the nine key".into()));
-    assert!(after.lines().any(|l| l == "sign-key 0"), "{after}");
+    assert_eq!(keys.iter().map(|k| (k.0, k.1.as_str())).collect::<Vec<_>>(), [(0, "hmac-sha1"), (1, "hmac-sha256"), (9, "hmac-sha1")]);
+    assert_eq!(keys[0].2, "text:zero key that stays");
+    assert!(after.lines().any(|l| l == "sign-key 1"), "{after}");
 }
 
 #[test]
@@ -237,26 +231,62 @@ fn rotate_adds_the_next_key_and_keeps_the_old_one_verifying() {
 }
 
 #[test]
-fn rotate_past_nine_replaces_key_zero_and_says_so() {
+fn rotate_past_nine_wraps_to_a_free_number() {
     let s = Scratch::new("rotate-wrap");
-    let text = "sign-key 9\nkey 0 hmac-sha1 text:zero key that will go\nkey 9 hmac-sha1 text:the nine key\n";
+    let text = "sign-key 9\nkey 0 hmac-sha1 text:zero key that stays\nkey 9 hmac-sha1 text:the nine key\n";
     s.write_keyring("batv.keys", text, 0o600);
     let run = s.run(&["keygen", "--rotate"], b"");
     run.expect_code(0);
+    assert!(run.stderr.contains("added key 1 (hmac-sha1)"), "{}", run.stderr);
+    let after = s.read(&s.keys());
+    assert!(after.contains("key 0 hmac-sha1 text:zero key that stays"));
+    assert!(after.contains("key 9 hmac-sha1 text:the nine key"));
+    assert!(after.lines().any(|l| l == "sign-key 1"));
+}
+
+/// A keyring with all ten numbers taken: a rotation replaces only a key past its window, and
+/// otherwise is refused with the key to retire, leaving the file alone.
+#[test]
+fn rotate_in_a_full_keyring_replaces_only_a_key_past_its_window() {
+    let s = Scratch::new("rotate-full");
+    let mut text = String::from("sign-key 3\n");
+    for n in 0..10 {
+        text.push_str(&format!("key {n} hmac-sha256 text:the key number {n}\n"));
+    }
+    s.write_keyring("batv.keys", &text, 0o600);
+    for change in ["--rotate", "--add"] {
+        let run = s.run(&["--now", NOW, "keygen", change], b"");
+        run.expect_code(2);
+        assert!(
+            run.stderr.contains("no key records when it stopped signing")
+                && run.stderr.contains("key 4 is next in line: delete its line by hand")
+                && run.stderr.contains("the keyring was not changed"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(s.read(&s.keys()), text);
+    }
+    // Key 7 stopped signing on 2026-11-21: prunable from 2026-11-30 (lifetime 7 + skew 1).
+    let text = format!("{text}retired 7 2026-11-21\n");
+    s.write_keyring("batv.keys", &text, 0o600);
+    let run = s.run(&["--now", NOW, "keygen", "--rotate"], b"");
+    run.expect_code(2);
+    assert!(run.stderr.contains("key 7 may be pruned from 2026-11-30 on"), "{}", run.stderr);
+    assert_eq!(s.read(&s.keys()), text);
+    let nov30 = "1796040000"; // 2026-11-30 12:00 UTC
+    let tag_of_4 = s.run(&["--now", nov30, "sign", "user@example.com"], b"").expect_code(0).out();
+    let run = s.run(&["--now", nov30, "keygen", "--rotate"], b"");
+    run.expect_code(0);
     assert!(
-        run.stderr.contains("added key 0 (hmac-sha1)"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("replaced the old key 0"),
+        run.stderr.contains("added key 7") && run.stderr.contains("replaced the old key 7, which stopped signing more than 8 days ago"),
         "{}",
         run.stderr
     );
     let after = s.read(&s.keys());
-    assert!(!after.contains("zero key that will go"));
-    assert!(after.contains("key 9 hmac-sha1 text:the nine key"));
-    assert!(after.lines().any(|l| l == "sign-key 0"));
+    assert!(!after.contains("the key number 7") && after.contains("the key number 4"), "{after}");
+    assert!(after.lines().any(|l| l == "sign-key 7"), "{after}");
+    let run = s.run(&["--now", nov30, "verify", tag_of_4.trim_end()], b"");
+    assert_eq!(run.expect_code(0).out(), "user@example.com\n");
 }
 
 #[test]
@@ -499,7 +529,12 @@ fn a_broken_keyring_names_its_file_and_line() {
     let run = s.run(&["--keys", "bad.keys", "sign", "a@example.com"], b"");
     run.expect_code(2);
     assert!(run.stderr.contains("bad.keys line 2"), "{}", run.stderr);
-    assert!(run.stderr.contains("hmac-md5"), "{}", run.stderr);
+    // A word that is no scheme name is described, not shown: it could be a secret.
+    assert!(
+        run.stderr.contains("unknown scheme: an 8-character word") && !run.stderr.contains("hmac-md5"),
+        "{}",
+        run.stderr
+    );
 
     s.write_keyring(
         "short.keys",
@@ -718,10 +753,6 @@ fn staged_rotation_refuses_what_would_lose_a_tag() {
     let run = s.run(&["--now", "1795700000", "keygen", "--add"], b"");
     assert!(run.expect_code(0).stderr.contains("added key 2"), "{}", run.stderr);
     let before = s.read(&s.keys());
-    // Key 2 has not signed yet: a second --add would replace it.
-    let run = s.run(&["--now", "1795700000", "keygen", "--add"], b"");
-    assert!(run.expect_code(2).stderr.contains("--promote 2"), "{}", run.stderr);
-    assert!(run.stderr.contains("the keyring was not changed"), "{}", run.stderr);
     let run = s.run(&["keygen", "--promote", "7"], b"");
     assert!(run.expect_code(2).stderr.contains("there is no key 7"), "{}", run.stderr);
     assert_eq!(s.read(&s.keys()), before, "refusals leave the file alone");
@@ -736,4 +767,35 @@ fn staged_rotation_refuses_what_would_lose_a_tag() {
     s.run(&["keygen", "--add", "--prune"], b"").expect_code(2);
     s.run(&["keygen", "--promote", "2", "--scheme", "hmac-sha1"], b"").expect_code(2);
     s.run(&["keygen", "--promote", "10"], b"").expect_code(2);
+}
+
+/// docs/exim.md's migration, step by step on the file, then `batv keygen --rotate`: the tag
+/// key 1 signed an hour before the migration still verifies after the rotation.
+#[test]
+fn rotate_after_the_exim_migration_keeps_the_key_that_still_verifies() {
+    let s = Scratch::new("rotate-after-migration");
+    let hour_ago = (NOW.parse::<i64>().unwrap() - 3600).to_string();
+    s.run(&["--now", &hour_ago, "keygen"], b"").expect_code(0);
+    let hour_old = s.run(&["--now", &hour_ago, "sign", "user@example.com"], b"").expect_code(0).out();
+    assert!(hour_old.starts_with("prvs=1"), "{hour_old}");
+    // cp -p batv.keys batv.keys.new; printf 'key 0 hmac-sha1 text:%s\n' ... >> batv.keys.new;
+    // sed -i 's/^sign-key .*/sign-key 0/' batv.keys.new; mv batv.keys.new batv.keys
+    let mut text = s.read(&s.keys());
+    text.push_str("key 0 hmac-sha1 text:the secret shared with exim\n");
+    let text: String = text
+        .lines()
+        .map(|l| if l.starts_with("sign-key ") { "sign-key 0\n".to_string() } else { format!("{l}\n") })
+        .collect();
+    s.write_keyring("batv.keys.new", &text, 0o600);
+    fs::rename(s.dir.join("batv.keys.new"), s.keys()).unwrap();
+    let run = s.run(&["--now", NOW, "verify", hour_old.trim_end()], b"");
+    assert_eq!(run.expect_code(0).out(), "user@example.com\n", "before the rotation");
+
+    let run = s.run(&["--now", NOW, "keygen", "--rotate"], b"");
+    run.expect_code(0);
+    let run = s.run(&["--now", NOW, "verify", hour_old.trim_end()], b"");
+    assert_eq!(run.out(), "user@example.com\n", "after the rotation: {}", run.stderr);
+    run.expect_code(0);
+    let numbers: Vec<u8> = key_lines(&s.read(&s.keys())).iter().map(|k| k.0).collect();
+    assert_eq!(numbers, [0, 1, 2]);
 }

@@ -334,6 +334,92 @@ impl fmt::Display for KeyringError {
 
 impl std::error::Error for KeyringError {}
 
+/// A word from a keyring file as an error shows it: a name the file format knows (a directive,
+/// a scheme) as written, any other word only described, since it may be a secret (typed where
+/// the scheme belongs, or half of a secret wrapped onto a line of its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileWord {
+    /// A directive or scheme name, in any ASCII case: shown as written.
+    Known(String),
+    /// Any other word: its length and kind, never its text.
+    Unknown {
+        /// Its length in characters.
+        chars: usize,
+        /// What characters it holds.
+        kind: WordKind,
+    },
+}
+
+/// What characters a word that is not shown holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WordKind {
+    /// ASCII digits only.
+    Digits,
+    /// ASCII letters only.
+    Letters,
+    /// ASCII letters and digits.
+    LettersAndDigits,
+    /// The base64 alphabet, with `+`, `/` or `=` among them.
+    Base64,
+    /// It starts with a secret's prefix (`base64:`, `hex:` or `text:`).
+    Secret(&'static str),
+    /// Anything else.
+    Mixed(CharKinds),
+}
+
+/// The kinds of character in a word that is none of the plainer [`WordKind`]s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CharKinds {
+    /// ASCII letters.
+    pub letters: bool,
+    /// ASCII digits.
+    pub digits: bool,
+    /// ASCII punctuation.
+    pub punctuation: bool,
+    /// Characters outside ASCII.
+    pub non_ascii: bool,
+    /// Control characters.
+    pub control: bool,
+}
+
+impl fmt::Display for FileWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, kind) = match self {
+            FileWord::Known(w) => return write!(f, "'{w}'"),
+            FileWord::Unknown { chars, kind } => (*chars, kind),
+        };
+        // "an 8-character word", "an 11-character word".
+        let a = if n.to_string().starts_with('8') || n == 11 || n == 18 { "an" } else { "a" };
+        match kind {
+            WordKind::Digits => write!(f, "a number of {n} digits"),
+            WordKind::Letters => write!(f, "a word of {n} letters"),
+            WordKind::LettersAndDigits => write!(f, "a word of {n} letters and digits"),
+            WordKind::Base64 => write!(f, "{a} {n}-character word of base64 characters"),
+            WordKind::Secret(prefix) => {
+                write!(f, "{a} {n}-character word that starts with {prefix}, like a secret")
+            }
+            WordKind::Mixed(k) => {
+                let names = [
+                    (k.letters, "letters"),
+                    (k.digits, "digits"),
+                    (k.punctuation, "punctuation"),
+                    (k.non_ascii, "non-ASCII characters"),
+                    (k.control, "control characters"),
+                ];
+                let present: Vec<&str> = names.iter().filter(|p| p.0).map(|p| p.1).collect();
+                write!(f, "{a} {n}-character word of ")?;
+                match present.split_last() {
+                    Some((last, [])) => f.write_str(last),
+                    Some((last, rest)) => write!(f, "{} and {last}", rest.join(", ")),
+                    None => f.write_str("characters"),
+                }
+            }
+        }
+    }
+}
+
 /// What is wrong with a keyring. Words from the file that could be secret never appear here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -350,7 +436,7 @@ pub enum KeyringErrorKind {
     /// The file is not UTF-8 text.
     NotUtf8,
     /// A line starts with a word that is not a directive.
-    UnknownDirective(String),
+    UnknownDirective(FileWord),
     /// A directive lacks a value.
     MissingValue(&'static str),
     /// A directive has more values than it takes.
@@ -360,7 +446,7 @@ pub enum KeyringErrorKind {
     /// A key number appears on two `key` lines.
     DuplicateKey(u8),
     /// The scheme is neither `hmac-sha256` nor `hmac-sha1`.
-    UnknownScheme(String),
+    UnknownScheme(FileWord),
     /// The secret does not start with `base64:`, `hex:` or `text:`.
     BadSecretPrefix,
     /// The `base64:` secret is not valid base64.
@@ -392,13 +478,14 @@ pub enum KeyringErrorKind {
     ChangedWhileRead,
     /// A `retired` line is not `retired N YYYY-MM-DD`.
     BadRetired,
-    /// The next key number is taken by a key whose tags may still verify (until that UTC day
-    /// number, when the keyring records it).
-    NextKeyInUse {
-        /// The key number.
-        number: u8,
-        /// The last UTC day number on which its tags may verify, if known.
-        until: Option<i64>,
+    /// Every key number holds a key whose tags may still verify: a new key would replace one.
+    NoFreeKeyNumber {
+        /// The key to retire first: the one that may be pruned soonest, or, when no key records
+        /// when it stopped signing, the first after the sign key.
+        retire: u8,
+        /// The first UTC day number on which it may be pruned, when the keyring records when it
+        /// stopped signing.
+        prunable_from: Option<i64>,
     },
     /// No key has this number.
     NoSuchKey(u8),
@@ -421,15 +508,18 @@ impl fmt::Display for KeyringErrorKind {
             NotUtf8 => f.write_str("not UTF-8 text"),
             UnknownDirective(w) => write!(
                 f,
-                "unknown directive '{w}' (expected key, sign-key, retired, lifetime-days or skew-days)"
+                "unknown directive{} {w} (expected key, sign-key, retired, lifetime-days or skew-days)",
+                if matches!(w, FileWord::Known(_)) { "" } else { ":" }
             ),
             MissingValue(what) => write!(f, "{what} is missing"),
             TrailingText(what) => write!(f, "unexpected text after {what}"),
             BadKeyNumber => f.write_str("a key number must be one digit, 0 to 9"),
             DuplicateKey(n) => write!(f, "key {n} is defined twice"),
-            UnknownScheme(s) => {
-                write!(f, "unknown scheme '{s}' (expected hmac-sha256 or hmac-sha1)")
-            }
+            UnknownScheme(w) => write!(
+                f,
+                "unknown scheme{} {w} (expected hmac-sha256 or hmac-sha1)",
+                if matches!(w, FileWord::Known(_)) { "" } else { ":" }
+            ),
             BadSecretPrefix => f.write_str("the secret must start with base64:, hex: or text:"),
             BadBase64 => f.write_str("the base64: secret is not valid base64"),
             BadHex => f.write_str("the hex: secret is not valid hexadecimal"),
@@ -452,14 +542,14 @@ impl fmt::Display for KeyringErrorKind {
                 "the file changed while it was read; replace it by rename instead of rewriting it in place",
             ),
             BadRetired => f.write_str("a retired line must be: retired N YYYY-MM-DD (the UTC day key N stopped signing)"),
-            NextKeyInUse { number, until: Some(day) } => write!(
+            NoFreeKeyNumber { retire, prunable_from: Some(day) } => write!(
                 f,
-                "key {number} is still in use: its tags may verify until {}; prune it after that day (batv keygen --prune)",
+                "every key number, 0 to 9, holds a key whose tags may still verify; key {retire} may be pruned from {} on (batv keygen --prune), which frees its number",
                 crate::keyfile::date_of_day(*day)
             ),
-            NextKeyInUse { number, until: None } => write!(
+            NoFreeKeyNumber { retire, prunable_from: None } => write!(
                 f,
-                "key {number} is still in use: it has not signed yet (promote it with batv keygen --promote {number}), or it is an old key with no record of when it stopped signing (remove its line once it is older than lifetime + skew days)"
+                "every key number, 0 to 9, holds a key whose tags may still verify, and no key records when it stopped signing (a retired line); key {retire} is next in line: delete its line by hand if you know its tags no longer verify (it stopped signing more than lifetime + skew days ago), which frees its number"
             ),
             NoSuchKey(n) => write!(f, "there is no key {n} in the keyring"),
         }

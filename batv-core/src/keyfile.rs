@@ -1,7 +1,7 @@
 //! The keyring file (docs/scheme.md, "Keyring file"): parsing, writing and permissions.
 
 use crate::days::{DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS, MAX_LIFETIME_DAYS, MAX_SKEW_DAYS};
-use crate::error::{KeyringError, KeyringErrorKind};
+use crate::error::{CharKinds, FileWord, KeyringError, KeyringErrorKind, WordKind};
 use crate::keys::{Key, Keyring, SecretEncoding, KEY_SLOTS, MIN_ENCODED_SECRET_LEN};
 use crate::mac::Scheme;
 use base64ct::Encoding as _;
@@ -225,18 +225,41 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
     })
 }
 
-/// A word from the file as an error may show it: a long word, or one with a `:`, may be a
-/// secret (pasted on a line of its own, or in place of the scheme: `key 1 base64:...`), so it
-/// is not shown; nor is one with a control character, so that a message stays one line (and
-/// a C string whole).
-fn shown_word(word: &str) -> String {
-    if word.len() > 20 || word.contains(':') {
-        "(a word that may be a secret)".into()
-    } else if word.chars().any(char::is_control) {
-        "(a word with a control character)".into()
-    } else {
-        word.into()
+/// The directives of a keyring file.
+const DIRECTIVES: [&str; 5] = ["key", "sign-key", "retired", "lifetime-days", "skew-days"];
+
+/// A word from the file as an error shows it: a directive or scheme name (in any case) as
+/// written; any other word may be a secret, short or long (`key 1 Hunter2`, the second half of
+/// a wrapped base64 secret), so only its length and kind are shown. Every message that names
+/// a word from the file takes it from here.
+fn shown_word(word: &str) -> FileWord {
+    let known = |name: &str| name.eq_ignore_ascii_case(word);
+    if DIRECTIVES.iter().any(|d| known(d)) || Scheme::from_name(word).is_some() {
+        return FileWord::Known(word.to_owned());
     }
+    let chars = word.chars().count();
+    let all = |f: fn(&char) -> bool| word.chars().all(|c| f(&c));
+    let kind = if let Some(p) = ["base64:", "hex:", "text:"].into_iter().find(|p| word.starts_with(p)) {
+        WordKind::Secret(p)
+    } else if all(char::is_ascii_digit) {
+        WordKind::Digits
+    } else if all(char::is_ascii_alphabetic) {
+        WordKind::Letters
+    } else if all(char::is_ascii_alphanumeric) {
+        WordKind::LettersAndDigits
+    } else if all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')) {
+        WordKind::Base64
+    } else {
+        let any = |f: fn(&char) -> bool| word.chars().any(|c| f(&c));
+        WordKind::Mixed(CharKinds {
+            letters: any(char::is_ascii_alphabetic),
+            digits: any(char::is_ascii_digit),
+            punctuation: any(char::is_ascii_punctuation),
+            non_ascii: any(|c| !c.is_ascii()),
+            control: any(|c| c.is_control()),
+        })
+    };
+    FileWord::Unknown { chars, kind }
 }
 
 fn parse_digit(s: &str) -> Option<u8> {

@@ -145,10 +145,9 @@ impl Keyring {
         Key::generate(1, Scheme::HmacSha256).map(Keyring::with_key).map_err(KeyringError::new)
     }
 
-    /// This keyring with a new generated key of the sign key's scheme under the next key number
-    /// (9 wraps to 0), which signs from `now` on: [`Keyring::added`] and [`Keyring::promoted`]
-    /// in one step, for a single host. A key already under that number is replaced (see
-    /// [`Keyring::rotation_replaces`]).
+    /// This keyring with a new generated key of the sign key's scheme under a free key number
+    /// (see [`Keyring::new_key_number`]), which signs from `now` on: [`Keyring::added`] and
+    /// [`Keyring::promoted`] in one step, for a single host.
     pub fn rotated(&self, now: i64) -> Result<Keyring, KeyringError> {
         self.rotated_with(self.signing_key().scheme, now)
     }
@@ -156,27 +155,46 @@ impl Keyring {
     /// Like [`Keyring::rotated`], with a new key of `scheme`: how a keyring shared with Exim's
     /// `${prvs}` (hmac-sha1) moves to hmac-sha256. The old keys keep verifying.
     pub fn rotated_with(&self, scheme: Scheme, now: i64) -> Result<Keyring, KeyringError> {
-        let next = self.next_key_number();
-        let mut ring = self.clone();
-        ring.keys[usize::from(next)] = Some(Key::generate(next, scheme).map_err(KeyringError::new)?);
-        ring.promoted(next, now)
+        let number = self.new_key_number(now)?;
+        self.with_new_key(number, scheme)?.promoted(number, now)
     }
 
-    /// This keyring with a new generated key of `scheme` under the next key number, which
-    /// verifies but does not sign yet: the first step of a rotation across several hosts
-    /// (docs/operations.md). The number's slot must be free, or hold a key that
-    /// [`Keyring::prunable`] says may go.
+    /// This keyring with a new generated key of `scheme` under a free key number (see
+    /// [`Keyring::new_key_number`]), which verifies but does not sign yet: the first step of a
+    /// rotation across several hosts (docs/operations.md).
     pub fn added(&self, scheme: Scheme, now: i64) -> Result<Keyring, KeyringError> {
-        let next = self.next_key_number();
-        if let Some(old) = self.key(next) {
-            if !self.prunable(next, now) {
-                let until = old.stopped.map(|day| day + self.window_days());
-                return Err(KeyringError::new(KeyringErrorKind::NextKeyInUse { number: next, until }));
-            }
-        }
+        let number = self.new_key_number(now)?;
+        self.with_new_key(number, scheme)
+    }
+
+    fn with_new_key(&self, number: u8, scheme: Scheme) -> Result<Keyring, KeyringError> {
         let mut ring = self.clone();
-        ring.keys[usize::from(next)] = Some(Key::generate(next, scheme).map_err(KeyringError::new)?);
+        ring.keys[usize::from(number)] = Some(Key::generate(number, scheme).map_err(KeyringError::new)?);
         Ok(ring)
+    }
+
+    /// The number a new key takes as of `now` (docs/scheme.md, "Keyring file"): the first free
+    /// number after the sign key, counting up and wrapping from 9 to 0. When all ten are taken,
+    /// the first in that order whose key [`Keyring::prunable`] says may go, so that the new key
+    /// replaces only a key none of whose tags can verify. When none may go, the error names the
+    /// key to retire first, and from when it may be pruned if the keyring records that.
+    pub fn new_key_number(&self, now: i64) -> Result<u8, KeyringError> {
+        let slots = KEY_SLOTS as u8;
+        let order = (1..slots).map(|i| (self.sign_key + i) % slots);
+        if let Some(n) = order.clone().find(|&n| self.key(n).is_none()) {
+            return Ok(n);
+        }
+        if let Some(n) = order.clone().find(|&n| self.prunable(n, now)) {
+            return Ok(n);
+        }
+        // The key that may be pruned soonest; with no record of when any stopped signing, the
+        // first in the order, which only the administrator can judge.
+        let recorded = order.clone().filter_map(|n| Some((self.key(n)?.stopped?, n))).min_by_key(|r| r.0);
+        let (retire, prunable_from) = match recorded {
+            Some((day, n)) => (n, Some(day + self.window_days() + 1)),
+            None => ((self.sign_key + 1) % slots, None),
+        };
+        Err(KeyringError::new(KeyringErrorKind::NoFreeKeyNumber { retire, prunable_from }))
     }
 
     /// This keyring with key `number` signing from `now` on. The key that signed until now is
@@ -196,18 +214,6 @@ impl Keyring {
         }
         ring.sign_key = number;
         Ok(ring)
-    }
-
-    /// The key number a rotation or an addition takes: the one after the sign key (9 wraps
-    /// to 0).
-    pub fn next_key_number(&self) -> u8 {
-        (self.sign_key + 1) % KEY_SLOTS as u8
-    }
-
-    /// The old key that [`Keyring::rotated`] would replace, if that slot is in use.
-    pub fn rotation_replaces(&self) -> Option<u8> {
-        let n = self.next_key_number();
-        self.key(n).map(|_| n)
     }
 
     /// This keyring without the keys that [`Keyring::prunable`] says may go.

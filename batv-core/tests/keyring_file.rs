@@ -1,7 +1,7 @@
 //! The keyring file (docs/scheme.md, "Keyring file"): every error names its line and what is wrong, never the
 //! secret; the permission check; generation; rotation; and the round trip through the file text.
 
-use batv_core::{Keyring, KeyringErrorKind as K, Outcome, Scheme};
+use batv_core::{CharKinds, FileWord, Keyring, KeyringErrorKind as K, Outcome, Scheme, WordKind};
 use batv_test_support::TempDir;
 
 const GOOD_B64: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
@@ -30,13 +30,13 @@ fn the_spec_example_parses() {
 fn every_error_names_its_line_and_never_the_secret() {
     let secret_hex = "00112233445566778899aabbccddeeff";
     let cases: Vec<(String, usize, K)> = vec![
-        ("kye 1 hmac-sha256 text:x".into(), 1, K::UnknownDirective("kye".into())),
+        ("kye 1 hmac-sha256 text:x".into(), 1, K::UnknownDirective(FileWord::Unknown { chars: 3, kind: WordKind::Letters })),
         ("\n\nkey".into(), 3, K::MissingValue("the key number")),
         ("key 1".into(), 1, K::MissingValue("the scheme")),
         ("key 1 hmac-sha256".into(), 1, K::MissingValue("the secret")),
         ("key 10 hmac-sha256 text:x".into(), 1, K::BadKeyNumber),
         ("key a hmac-sha256 text:x".into(), 1, K::BadKeyNumber),
-        ("key 1 hmac-md5 text:x".into(), 1, K::UnknownScheme("hmac-md5".into())),
+        ("key 1 hmac-md5 text:x".into(), 1, K::UnknownScheme(FileWord::Unknown { chars: 8, kind: WordKind::Mixed(CharKinds { letters: true, digits: true, punctuation: true, ..CharKinds::default() }) })),
         (format!("key 1 hmac-sha256 {secret_hex}"), 1, K::BadSecretPrefix),
         ("key 1 hmac-sha256 base64:!!!notbase64!!!".into(), 1, K::BadBase64),
         ("key 1 hmac-sha256 hex:0g".into(), 1, K::BadHex),
@@ -209,19 +209,67 @@ fn rotation_adds_exactly_one_signing_key_and_changes_nothing_else() {
     .unwrap();
     for new in [old.rotated(1_795_700_000).unwrap(), old.rotated_with(Scheme::HmacSha1, 1_795_700_000).unwrap()] {
         assert_eq!((new.lifetime_days(), new.skew_days()), (12, 3));
-        assert_eq!(new.signing_key().number(), old.next_key_number());
-        // Key 5 was under the next number: the one key replaced, which the keyring says.
-        assert_eq!(old.rotation_replaces(), Some(5));
-        assert_eq!(new.keys().map(|k| k.number()).collect::<Vec<_>>(), [4, 5, 7]);
-        for kept in [4, 7] {
+        // Key 5 is after the sign key, but taken: the first free number after it is 6.
+        assert_eq!(old.new_key_number(now).unwrap(), 6);
+        assert_eq!(new.signing_key().number(), 6);
+        assert_eq!(new.keys().map(|k| k.number()).collect::<Vec<_>>(), [4, 5, 6, 7]);
+        for kept in [4, 5, 7] {
             let alone = Keyring::with_key(old.key(kept).unwrap().clone()).with_lifetime_days(12).unwrap();
             let tag = alone.sign_at("rotation@example.com", now).unwrap();
             assert_eq!(new.status_at(&tag, now), Outcome::Valid, "key {kept} still verifies");
         }
-        let five = Keyring::with_key(old.key(5).unwrap().clone()).with_lifetime_days(12).unwrap();
-        let tag = five.sign_at("rotation@example.com", now).unwrap();
-        assert_eq!(new.status_at(&tag, now), Outcome::BadSignature, "the replaced key 5 no longer verifies");
     }
+}
+
+/// The order a new key's number is taken in: after the sign key, wrapping from 9 to 0, the
+/// first free number; in a full keyring, the first key past its window; otherwise none.
+#[test]
+fn a_new_key_takes_a_free_number_or_one_past_its_window_and_never_another() {
+    const DAY: i64 = 86_400;
+    let now = 1_795_700_000; // 2026-11-26, day 20783
+    let today = now / DAY;
+    let ring = |numbers: &[u8], sign: u8, retired: &[(u8, &str)]| {
+        let mut text = format!("sign-key {sign}\n");
+        for n in numbers {
+            text.push_str(&format!("key {n} hmac-sha256 text:key number {n}\n"));
+        }
+        for (n, date) in retired {
+            text.push_str(&format!("retired {n} {date}\n"));
+        }
+        Keyring::parse(&text).unwrap()
+    };
+    assert_eq!(ring(&[9], 9, &[]).new_key_number(now).unwrap(), 0);
+    assert_eq!(ring(&[0, 9], 9, &[]).new_key_number(now).unwrap(), 1);
+    assert_eq!(ring(&[0, 1, 2, 3, 5, 9], 2, &[]).new_key_number(now).unwrap(), 4);
+    assert_eq!(ring(&[0, 1, 2, 3, 4, 5, 6, 7, 8], 3, &[]).new_key_number(now).unwrap(), 9);
+
+    let all: Vec<u8> = (0..10).collect();
+    // Full, and no key records when it stopped signing: refused, naming the next key.
+    let full = ring(&all, 3, &[]);
+    let e = full.rotated(now).unwrap_err();
+    assert_eq!(e.kind, K::NoFreeKeyNumber { retire: 4, prunable_from: None });
+    assert!(e.to_string().contains("key 4 is next in line: delete its line by hand"), "{e}");
+    assert_eq!(full.added(Scheme::HmacSha256, now).unwrap_err().kind, e.kind);
+    // Full, keys 6 and 8 recorded, neither past its window (7 + 1 days): the one that goes
+    // first is named, with the day from which it may.
+    let recorded = ring(&all, 3, &[(8, "2026-11-21"), (6, "2026-11-24")]);
+    assert_eq!(recorded.key(8).unwrap().stopped_signing(), Some(today - 5));
+    let e = recorded.rotated(now).unwrap_err();
+    assert_eq!(e.kind, K::NoFreeKeyNumber { retire: 8, prunable_from: Some(today - 5 + 9) });
+    assert!(e.to_string().contains("key 8 may be pruned from 2026-11-30 on"), "{e}");
+    assert!(recorded.prunable(8, (today + 4) * DAY) && !recorded.prunable(8, (today + 3) * DAY));
+    // Past its window, key 8 is replaced; key 4, after the sign key but unrecorded, is not.
+    let later = (today + 4) * DAY;
+    let tags: Vec<String> = (0..10u8)
+        .map(|n| Keyring::with_key(recorded.key(n).unwrap().clone()).sign_at("user@example.com", later).unwrap())
+        .collect();
+    for new in [recorded.rotated(later).unwrap(), recorded.added(Scheme::HmacSha1, later).unwrap()] {
+        for n in (0..10u8).filter(|&n| n != 8) {
+            assert_eq!(new.status_at(&tags[usize::from(n)], later), Outcome::Valid, "key {n}");
+        }
+        assert_eq!(new.status_at(&tags[8], later), Outcome::BadSignature, "key 8 was replaced");
+    }
+    assert_eq!(recorded.rotated(later).unwrap().signing_key().number(), 8);
 }
 
 #[test]
@@ -236,10 +284,9 @@ fn staged_rotation_adds_promotes_and_prunes() {
     assert_eq!(added.signing_key().number(), 1);
     assert_eq!(added.sign_at("user@example.com", t0).unwrap(), old_tag);
     assert_eq!(added.keys().map(|k| k.number()).collect::<Vec<_>>(), [1, 2]);
-    // A second addition would take key 2's number while it has not signed: refused.
-    let e = added.added(Scheme::HmacSha256, t0).unwrap_err();
-    assert_eq!(e.kind, K::NextKeyInUse { number: 2, until: None });
-    assert!(e.to_string().contains("--promote 2"), "{e}");
+    // A second addition takes the next free number, 3: key 2 has not signed, and stays.
+    let twice = added.added(Scheme::HmacSha256, t0).unwrap();
+    assert_eq!(twice.keys().map(|k| k.number()).collect::<Vec<_>>(), [1, 2, 3]);
 
     // Promoted a day later: key 2 signs, key 1 is recorded as having stopped that day.
     let promoted = added.promoted(2, t0 + DAY).unwrap();
@@ -298,9 +345,88 @@ fn retired_lines_are_checked() {
 
 #[test]
 fn a_word_with_a_control_character_is_not_shown() {
+    let control = |letters, punctuation| CharKinds { letters, punctuation, control: true, ..CharKinds::default() };
     let e = Keyring::parse("\0key 1 hmac-sha256 text:x\n").unwrap_err();
-    assert_eq!(e.kind, K::UnknownDirective("(a word with a control character)".into()));
+    assert_eq!(e.kind, K::UnknownDirective(FileWord::Unknown { chars: 4, kind: WordKind::Mixed(control(true, false)) }));
     assert!(!e.to_string().bytes().any(|b| b < 0x20), "{e:?}");
+    assert!(e.to_string().contains("unknown directive: a 4-character word of letters and control characters"), "{e}");
     let e = Keyring::parse("key 1 hmac\x1bsha1 text:x\n").unwrap_err();
-    assert_eq!(e.kind, K::UnknownScheme("(a word with a control character)".into()));
+    assert_eq!(e.kind, K::UnknownScheme(FileWord::Unknown { chars: 9, kind: WordKind::Mixed(CharKinds { digits: true, ..control(true, false) }) }));
+}
+
+/// Words of a broken line that may be a secret are described, never echoed: a short secret
+/// where the scheme belongs, the second half of a wrapped base64 secret, and other words that
+/// are no name the file format knows.
+#[test]
+fn a_word_that_is_no_known_name_is_described_not_echoed() {
+    let mixed = |punctuation, non_ascii| CharKinds { letters: true, punctuation, non_ascii, ..CharKinds::default() };
+    let cases = [
+        ("key 0 Hunter2Secret\n", "Hunter2Secret", "line 1: unknown scheme: a word of 13 letters and digits (expected"),
+        ("key 0 Hunter2Secret hmac-sha256 text:x\n", "Hunter2Secret", "unknown scheme: a word of 13 letters and digits"),
+        // A 32-byte base64 secret wrapped after 24 characters: the first part decodes to 18
+        // bytes, so the error is the second part, alone on its line.
+        ("key 1 hmac-sha256 base64:q83vEjRWeJCrze8SNFZ4kKvN\n7xI0VniQq83vEjRWeJA=\n", "7xI0VniQq83vEjRWeJA=", "line 2: unknown directive: a 20-character word of base64 characters (expected key,"),
+        ("sign-key 1\nkey 1 hmac-sha256 text:a\ns3cr3t\n", "s3cr3t", "line 3: unknown directive: a word of 6 letters and digits"),
+        ("key 1 hmac-sha256 text:a\nhunter\n", "hunter", "unknown directive: a word of 6 letters"),
+        ("key 1 hmac-sha256 text:a\n12345678\n", "12345678", "unknown directive: a number of 8 digits"),
+        ("key 1 hmac-sha256 text:a\nc0ffee+/=\n", "c0ffee+/=", "unknown directive: a 9-character word of base64 characters"),
+        ("key 1 hmac-sha256 text:a\npässwörd\n", "pässwörd", "unknown directive: an 8-character word of letters and non-ASCII characters"),
+        ("key 1 hmac-sha256 text:a\nhunter-2!\n", "hunter-2!", "unknown directive: a 9-character word of letters, digits and punctuation"),
+        ("key 1 text:hunter2\n", "hunter2", "unknown scheme: a 12-character word that starts with text:, like a secret"),
+    ];
+    let mut echoed = 0;
+    for (text, word, message) in cases {
+        let e = err(text);
+        let shown = [e.to_string(), format!("{e:?}")];
+        if shown.iter().any(|s| s.contains(word)) {
+            echoed += 1;
+            eprintln!("echoes {word:?}: {e}");
+        }
+        assert!(e.to_string().contains(message), "{text:?}: {e}");
+    }
+    assert_eq!(
+        err("key 1 hmac-sha256 text:a\npässwörd\n").kind,
+        K::UnknownDirective(FileWord::Unknown { chars: 8, kind: WordKind::Mixed(mixed(false, true)) })
+    );
+    assert_eq!(
+        err("key 1 hmac-sha256 text:a\nhunter-x!\n").kind,
+        K::UnknownDirective(FileWord::Unknown { chars: 9, kind: WordKind::Mixed(mixed(true, false)) })
+    );
+    assert_eq!(echoed, 0, "{echoed} of {} messages echo a word from the file", cases.len());
+}
+
+/// A name the file format knows is shown as written, wherever it stands: it is no secret, and
+/// it says what went wrong.
+#[test]
+fn a_known_name_out_of_place_is_shown() {
+    for (text, message) in [
+        ("hmac-sha256 base64:AAAA\n", "line 1: unknown directive 'hmac-sha256' (expected key,"),
+        ("key 1 sign-key text:x\n", "line 1: unknown scheme 'sign-key' (expected hmac-sha256 or hmac-sha1)"),
+        ("Key 1 hmac-sha256 text:x\n", "line 1: unknown directive 'Key' (expected key,"),
+        ("key 1 hmac-sha256 text:x\nHMAC-SHA1\n", "line 2: unknown directive 'HMAC-SHA1'"),
+    ] {
+        assert!(err(text).to_string().contains(message), "{text:?}: {}", err(text));
+    }
+}
+/// The documented migration from Exim's `${prvs}` (docs/exim.md): key 0 `hmac-sha1` is added
+/// by hand and made the sign key while key 1, which signed until then, still verifies the
+/// tags it made. A rotation must not take key 1's number.
+#[test]
+fn rotation_after_the_exim_migration_keeps_the_key_that_still_verifies() {
+    let now = 1_795_700_000;
+    let before = Keyring::parse(&format!("sign-key 1\nkey 1 hmac-sha256 base64:{GOOD_B64}\n")).unwrap();
+    let hour_old = before.sign_at("user@example.com", now - 3600).unwrap();
+    let migrated = Keyring::parse(&format!(
+        "sign-key 0\nkey 1 hmac-sha256 base64:{GOOD_B64}\nkey 0 hmac-sha1 text:secret shared with exim\n"
+    ))
+    .unwrap();
+    assert_eq!(migrated.status_at(&hour_old, now), Outcome::Valid);
+    let rotated = migrated.rotated(now).unwrap();
+    assert_eq!(rotated.status_at(&hour_old, now), Outcome::Valid, "key 1's tag after --rotate");
+    assert_eq!(rotated.signing_key().number(), 2);
+    let added = migrated.added(Scheme::HmacSha256, now).unwrap();
+    assert_eq!(added.status_at(&hour_old, now), Outcome::Valid, "key 1's tag after --add");
+    for new in [&rotated, &added] {
+        assert_eq!(new.keys().map(|k| k.number()).collect::<Vec<_>>(), [0, 1, 2]);
+    }
 }

@@ -99,7 +99,8 @@ static void test_keyring_parse(void) {
                  BATV_RESULT_KEYRING_INVALID);
     CHECK(k == NULL, "keyring_out is NULL after a failure");
     CHECK(strstr(err, "line 2") != NULL, "message names the line: %s", err);
-    CHECK(strstr(err, "hmac-md5") != NULL, "message names the problem: %s", err);
+    CHECK(strstr(err, "unknown scheme") != NULL, "message names the problem: %s", err);
+    CHECK(strstr(err, "hmac-md5") == NULL, "message describes a word that is no scheme: %s", err);
     CHECK(strstr(err, "TOPSECRET") == NULL, "message never holds the secret: %s", err);
 
     CHECK_RESULT(batv_keyring_parse_ex(short_secret, strlen(short_secret), &k, err, sizeof err),

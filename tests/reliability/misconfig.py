@@ -34,6 +34,11 @@ SECRET = "Distinctive-Misconfig-Secret-7q3Z"
 SECRET_B64 = "RGlzdGluY3RpdmUtTWlzY29uZmlnLVNlY3JldC03cTNa"  # base64 of SECRET
 SECRET_HEX = SECRET.encode().hex()
 GOOD = f"key 5 hmac-sha256 text:{SECRET}\n"  # a valid line that carries the secret
+# Short words that are secrets, where a longer one would be refused unshown: a secret typed in
+# place of the scheme, and the second half of a base64 secret wrapped onto its own line (the
+# first 24 characters decode to 18 bytes, enough for a key, so the error is on line 2).
+SHORT_SECRET = "Hunter2Secret"
+WRAPPED_HEAD, WRAPPED_TAIL = SECRET_B64[:24], SECRET_B64[24:]
 
 IO, INSECURE, INVALID = 200, 201, 202
 
@@ -53,6 +58,8 @@ CASES = [
     ("no secret prefix", f"key 1 hmac-sha1 {SECRET}\n", 0o640, INVALID, 1, ["base64:, hex: or text:"], None),
     ("unknown scheme", f"key 1 hmac-md5 text:{SECRET}\n", 0o640, INVALID, 1, ["unknown scheme"], None),
     ("secret in place of the scheme", f"key 1 base64:{SECRET_B64}\n", 0o640, INVALID, 1, ["unknown scheme"], None),
+    ("a short secret in place of the scheme", f"key 0 {SHORT_SECRET}\n", 0o640, INVALID, 1, ["unknown scheme"], None),
+    ("a short secret before the scheme", f"key 0 {SHORT_SECRET} hmac-sha256 text:{SECRET}\n", 0o640, INVALID, 1, ["unknown scheme"], None),
     ("bad key number", f"key 10 hmac-sha1 text:{SECRET}\n", 0o640, INVALID, 1, ["one digit"], None),
     ("duplicate key", f"key 1 hmac-sha1 text:{SECRET}\nkey 1 hmac-sha1 text:{SECRET}\n", 0o640, INVALID, 2, ["twice"], None),
     ("several keys, no sign-key", f"key 1 hmac-sha1 text:{SECRET}\n{GOOD}", 0o640, INVALID, 2, ["sign-key"], None),
@@ -65,6 +72,8 @@ CASES = [
     ("trailing text", f"skew-days 1 2\n{GOOD}", 0o640, INVALID, 1, ["unexpected text"], None),
     ("unknown directive", f"{GOOD}frobnicate 1\n", 0o640, INVALID, 2, ["unknown directive"], None),
     ("a secret pasted on its own line", f"{GOOD}{SECRET_B64}\n", 0o640, INVALID, 2, ["unknown directive"], None),
+    ("a base64 secret wrapped onto a second line", f"key 1 hmac-sha256 base64:{WRAPPED_HEAD}\n{WRAPPED_TAIL}\n", 0o640, INVALID, 2, ["unknown directive"], None),
+    ("a short secret alone on a line", f"{GOOD}{SHORT_SECRET}\n", 0o640, INVALID, 2, ["unknown directive"], None),
     ("no keys", "# nothing here yet\nlifetime-days 7\n", 0o640, INVALID, 3, ["no key line"], None),
     ("empty file", "", 0o640, INVALID, 1, ["no key line"], None),
     ("not UTF-8", GOOD.encode() + b"key 1 hmac-sha1 text:caf\xe9\n", 0o640, INVALID, 2, ["UTF-8"], None),
@@ -83,11 +92,12 @@ def check(row, binding, ok, detail):
 
 
 def secret_free(text):
-    return all(s not in text for s in (SECRET, SECRET_B64, SECRET_HEX, SECRET[:16], SECRET_B64[:16]))
+    return all(s not in text for s in (SECRET, SECRET_B64, SECRET_HEX, SECRET[:16], SECRET_B64[:16],
+                                       SHORT_SECRET, WRAPPED_HEAD, WRAPPED_TAIL))
 
 
 def redact(text):
-    for s in (SECRET, SECRET_B64, SECRET_HEX):
+    for s in (SECRET, SECRET_B64, SECRET_HEX, SHORT_SECRET, WRAPPED_HEAD, WRAPPED_TAIL):
         text = text.replace(s, "<SECRET>")
     return text
 

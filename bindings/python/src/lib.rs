@@ -292,8 +292,9 @@ impl Keyring {
         Ok(outcome_word(address.py(), self.inner.status_at(&*text, now)))
     }
 
-    /// This keyring with a new random key of the signing key's scheme under the next key
-    /// number, which becomes the signing key; the old keys keep verifying.
+    /// This keyring with a new random key of the signing key's scheme under a free key number
+    /// (the first after the signing key, 9 wrapping to 0), which becomes the signing key; the
+    /// old keys keep verifying. KeyringError when every number holds a key that may still verify.
     fn rotated(&self, py: Python<'_>) -> PyResult<Keyring> {
         match py.detach(|| self.inner.rotated(batv_core::unix_now())) {
             Ok(inner) => Ok(Keyring { inner }),

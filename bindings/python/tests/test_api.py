@@ -102,7 +102,8 @@ def test_parse(sha1_keys: batv.Keyring) -> None:
     ("text", "line", "words"),
     [
         ("", 1, "no key line"),
-        ("key 1 hmac-md5 text:x\n", 1, "unknown scheme 'hmac-md5'"),
+        ("key 1 hmac-md5 text:x\n", 1, "unknown scheme: an 8-character word"),
+        ("key 1 key text:x\n", 1, "unknown scheme 'key'"),
         ("# c\n\nkey 1 hmac-sha1 hex:0011\n", 3, "at least 16"),
         ("key 1 hmac-sha1 base64:!!notbase64!!\n", 1, "not valid base64"),
         ("key 1 hmac-sha1 text:a\nkey 1 hmac-sha1 text:b\n", 2, "key 1 is defined twice"),
@@ -111,7 +112,8 @@ def test_parse(sha1_keys: batv.Keyring) -> None:
         ("lifetime-days 0\nkey 1 hmac-sha1 text:a\n", 1, "lifetime-days"),
         ("skew-days 8\nkey 1 hmac-sha1 text:a\n", 1, "skew-days"),
         ("key 11 hmac-sha1 text:a\n", 1, "one digit"),
-        ("frobnicate 1\nkey 1 hmac-sha1 text:a\n", 1, "unknown directive 'frobnicate'"),
+        ("frobnicate 1\nkey 1 hmac-sha1 text:a\n", 1, "unknown directive: a word of 10 letters"),
+        ("hmac-sha1 text:a\nkey 1 hmac-sha1 text:a\n", 1, "unknown directive 'hmac-sha1'"),
     ],
 )
 def test_parse_errors_name_the_line(text: str, line: int, words: str) -> None:

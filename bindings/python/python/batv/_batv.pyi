@@ -107,9 +107,11 @@ class Keyring:
         """
 
     def rotated(self) -> Keyring:
-        """This keyring with a new random key (the signing key's scheme) under the next key
-        number, which becomes the signing key; the old keys keep verifying. Keep the old key for
-        lifetime_days + skew_days days, then drop it from the file.
+        """This keyring with a new random key (the signing key's scheme) under a free key
+        number (the first after the signing key, 9 wrapping to 0), which becomes the signing key;
+        the old keys keep verifying. Keep the old key for lifetime_days + skew_days days, then
+        drop it from the file. Raises KeyringError when every number holds a key that may still
+        verify.
         """
 
     def to_file_text(self) -> str:
