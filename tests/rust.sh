@@ -5,6 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$BATV_ROOT"
+# setfacl and getfacl: batv-cli/tests/keyring_write.rs checks that a rotation keeps an ACL.
+command -v setfacl >/dev/null && command -v getfacl >/dev/null || need_apt acl
 cargo build --workspace --exclude batv-python --all-targets --locked
 cargo test --workspace --exclude batv-python --locked
 if cargo clippy --version >/dev/null 2>&1; then

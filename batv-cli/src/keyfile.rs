@@ -2,9 +2,9 @@
 //! and rewriting it atomically for a key rotation.
 
 use crate::{say, Fatal};
+use batv_core::store::{self, KeyringLock, StoreError};
 use batv_core::{Key, Keyring, KeyringError, KeyringErrorKind, Scheme};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Where the keyring path came from: only the default may be created by `sign` unasked.
@@ -130,7 +130,7 @@ pub fn load_or_create(keys: &KeyringPath) -> Result<Keyring, Fatal> {
         other => return other.map_err(|e| Fatal::Message(e.to_string())),
     }
     let keyring = Keyring::generate().map_err(|e| Fatal::Message(e.to_string()))?;
-    match create(path, &keyring) {
+    match store::create(path, &keyring) {
         Ok(()) => {
             let key = keyring.signing_key();
             say(format_args!(
@@ -142,8 +142,9 @@ pub fn load_or_create(keys: &KeyringPath) -> Result<Keyring, Fatal> {
             ));
             Ok(keyring)
         }
-        // Another process created it between our look and our create: use theirs.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => load(keys),
+        // Another process created it between our look and our create: use theirs, which was
+        // written whole before it appeared.
+        Err(StoreError::Exists(_)) => load(keys),
         Err(e) => Err(Fatal::Message(format!(
             "no keyring at {} and cannot create one there: {e}",
             path.display()
@@ -156,7 +157,7 @@ pub fn keygen_new(keys: &KeyringPath, scheme: Scheme) -> Result<(), Fatal> {
     let path = keys.path.as_path();
     let key = Key::generate(1, scheme).map_err(|e| Fatal::Message(format!("keyring: {e}")))?;
     let keyring = Keyring::with_key(key);
-    match create(path, &keyring) {
+    match store::create(path, &keyring) {
         Ok(()) => {
             say(format_args!(
                 "created keyring {} (mode 0600) with key 1 ({scheme}), which signs",
@@ -164,15 +165,12 @@ pub fn keygen_new(keys: &KeyringPath, scheme: Scheme) -> Result<(), Fatal> {
             ));
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Fatal::Message(format!(
+        Err(StoreError::Exists(_)) => Err(Fatal::Message(format!(
             "keyring {} already exists; leaving it alone. To add a new signing key, run \
              `batv keygen --rotate`",
             path.display()
         ))),
-        Err(e) => Err(Fatal::Message(format!(
-            "cannot create keyring {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(Fatal::Message(e.to_string())),
     }
 }
 
@@ -202,12 +200,11 @@ pub fn keygen_change(keys: &KeyringPath, change: Change, now: i64) -> Result<(),
         }
     };
     // Held until the new file has been renamed into place (dropped at the end of this function).
-    // When the file cannot even be opened, the loader says why in its own words.
-    let _lock = lock_keyring(path).map_err(|e| match Keyring::load(path) {
-        Err(e) => not_loaded(e),
-        Ok(_) => Fatal::Message(format!("cannot lock keyring {} for the change: {e}", path.display())),
+    let lock = KeyringLock::acquire(path).map_err(|e| match e {
+        StoreError::Load(e) => not_loaded(e),
+        e => Fatal::Message(e.to_string()),
     })?;
-    let old = Keyring::load(path).map_err(&not_loaded)?;
+    let old = lock.keyring();
     let scheme = |s: Option<Scheme>| s.unwrap_or(old.signing_key().scheme());
     let new = match change {
         Change::Rotate(s) => old.rotated_with(scheme(s), now),
@@ -221,9 +218,11 @@ pub fn keygen_change(keys: &KeyringPath, change: Change, now: i64) -> Result<(),
         say(format_args!("no key of {} is old enough to prune; nothing changed", path.display()));
         return Ok(());
     }
-    replace(path, &new)
-        .map_err(|e| Fatal::Message(format!("cannot rewrite keyring {}: {e}", path.display())))?;
-    report(&old, &new, change, path, now);
+    lock.replace(&new).map_err(|e| match e {
+        StoreError::Replaced(_) => Fatal::Message(e.to_string()),
+        e => Fatal::Message(format!("{e}; the keyring was not changed")),
+    })?;
+    report(old, &new, change, path, now);
     Ok(())
 }
 
@@ -272,132 +271,4 @@ fn report(old: &Keyring, new: &Keyring, change: Change, path: &Path, now: i64) {
             ));
         }
     }
-}
-
-/// How often [`lock_keyring`] starts again because the file was replaced while it waited;
-/// only a file replaced without end (by something that takes no lock) exhausts it.
-const LOCK_ATTEMPTS: usize = 1000;
-
-/// An exclusive lock on the keyring file that is at `path` now, held until the returned file
-/// is closed; `batv keygen --rotate` holds it from its read to its rename.
-///
-/// The lock is on the keyring itself, not on a lock file beside it, so that no extra file
-/// appears in /etc. That takes one check: a rotation replaces the file by rename, so a process
-/// that waited for the lock may get it on the old file, which is no longer the keyring and
-/// guards nothing. It then starts again on the file now at the path. Once the file it locked
-/// is still the one at the path, no other rotation can replace it until this lock is released.
-/// Editors and scripts that take no lock are not held off (advisory lock).
-fn lock_keyring(path: &Path) -> io::Result<File> {
-    for _ in 0..LOCK_ATTEMPTS {
-        // Read-write where allowed: NFS emulates flock with POSIX locks, whose exclusive form
-        // needs a writable descriptor. Nothing is written through it.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .or_else(|_| File::open(path))?;
-        file.lock()?;
-        if is_same_file(&file, &fs::metadata(path)?)? {
-            return Ok(file);
-        }
-    }
-    Err(io::Error::other(
-        "it was replaced again and again while waiting for the lock",
-    ))
-}
-
-#[cfg(unix)]
-fn is_same_file(file: &File, at_path: &fs::Metadata) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = file.metadata()?;
-    Ok((held.dev(), held.ino()) == (at_path.dev(), at_path.ino()))
-}
-
-// Without inode numbers there is no check: off Unix (not a target of this command), concurrent
-// rotations are not guarded against one renaming a new file over another's locked one.
-#[cfg(not(unix))]
-fn is_same_file(_file: &File, _at_path: &fs::Metadata) -> io::Result<bool> {
-    Ok(true)
-}
-
-/// Writes a new keyring file with mode 0600; fails with `AlreadyExists` rather than replace
-/// anything. A partly written file is removed.
-fn create(path: &Path, keyring: &Keyring) -> io::Result<()> {
-    let mut file = new_private_file(path)?;
-    let written = file
-        .write_all(keyring.to_file_text().as_bytes())
-        .and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        drop(file);
-        let _ = fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn new_private_file(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn new_private_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
-}
-
-/// Replaces the keyring file: a private temporary file in the same directory, then `rename`,
-/// so a reader (an MTA) sees the old file or the new one, never half of one.
-fn replace(path: &Path, keyring: &Keyring) -> io::Result<()> {
-    // Rename over the real file, not over a symlink that points to it.
-    let target = fs::canonicalize(path)?;
-    let old_meta = fs::metadata(&target)?;
-    let dir = target
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.batv-new.{}", std::process::id()));
-
-    let result = (|| {
-        let mut file = new_private_file(&temp)?;
-        file.write_all(keyring.to_file_text().as_bytes())?;
-        keep_owner_and_mode(&file, &old_meta)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, &target)?;
-        // Make the rename itself durable; a directory that cannot be synced is not an error.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
-/// Gives the new file the old one's owner and group (an MTA's group may read the keyring) and
-/// its permissions, masked to at most 0640 as the loader requires.
-#[cfg(unix)]
-fn keep_owner_and_mode(file: &File, old: &fs::Metadata) -> io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let now = file.metadata()?;
-    if (now.uid(), now.gid()) != (old.uid(), old.gid()) {
-        std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()))?;
-    }
-    file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o640))
-}
-
-#[cfg(not(unix))]
-fn keep_owner_and_mode(_file: &File, _old: &fs::Metadata) -> io::Result<()> {
-    Ok(())
 }

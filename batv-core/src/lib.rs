@@ -11,6 +11,8 @@ mod keyfile;
 mod keys;
 mod mac;
 mod policy;
+#[cfg(unix)]
+pub mod store;
 mod wire;
 
 use std::borrow::Cow;
