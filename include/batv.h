@@ -140,13 +140,15 @@ enum batv_result
      */
     BATV_RESULT_BUFFER_OVERLAP = 106,
     /**
-     * Configuration error: the keyring file cannot be read (missing, a directory, an I/O
-     * error, or the process may not open it).
+     * Configuration error: the keyring file cannot be read (missing, a directory, a FIFO,
+     * socket or device, an I/O error, or the process may not open it).
      */
     BATV_RESULT_KEYRING_IO = 200,
     /**
-     * Configuration error: other users can read or write the keyring file (or its group can
-     * write it). The file is refused; `chmod 600` fixes it, and the error message says so.
+     * Configuration error: other users could read or write the keyring file: by its mode
+     * (others may use it, or its group may write it), its owner (neither root nor the user of
+     * the process) or its ACL (a named user, or a named group that may write). The file is
+     * refused; the error message names the fix (`chmod 600`, `chown root`, `setfacl -x`).
      */
     BATV_RESULT_KEYRING_INSECURE = 201,
     /**
@@ -288,8 +290,9 @@ const char *batv_version(void);
  *
  * `path` is a NUL-terminated file name (any bytes but NUL). On success `*keyring_out` is a new
  * keyring that the caller owns and releases with `batv_keyring_free`; on failure it is set to
- * NULL. The file is refused when other users can read or write it
- * (`BATV_RESULT_KEYRING_INSECURE`).
+ * NULL. The file is refused when other users could read or write it, by its mode, its owner
+ * or its ACL (`BATV_RESULT_KEYRING_INSECURE`), and when it is not a regular file (a FIFO,
+ * socket or device: `BATV_RESULT_KEYRING_IO`, at once, never waiting for a writer).
  *
  * Returns `BATV_RESULT_OK`, `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_KEYRING_IO`,
  * `BATV_RESULT_KEYRING_INSECURE` or `BATV_RESULT_KEYRING_INVALID`. Use

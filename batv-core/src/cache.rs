@@ -163,7 +163,7 @@ impl CachedKeyring {
             }
             // Judged by the open file: the path may meanwhile name a new file (replaced by
             // rename, as it should be), which the next check sees by its stamp.
-            let (answer, after, held_still) = match std::fs::File::open(&self.path) {
+            let (answer, after, held_still) = match crate::keyfile::open(&self.path) {
                 Ok(mut file) => {
                     let opened = file.metadata().map(|m| FileStamp::of(&m));
                     let answer = Keyring::load_file(&self.path, &mut file).map(Arc::new);
@@ -171,8 +171,7 @@ impl CachedKeyring {
                     let held = matches!((&opened, &after), (Ok(o), Ok(a)) if a.same_content(o));
                     (answer, after.ok(), held)
                 }
-                // Keyring::load names the missing or unreadable file.
-                Err(_) => (Keyring::load(&self.path).map(Arc::new), None, true),
+                Err(kind) => (Err(KeyringError::new(kind).in_file(&self.path)), None, true),
             };
             tries += 1;
             if held_still || answer.is_err() || tries == READ_TRIES {

@@ -324,11 +324,27 @@ impl fmt::Display for KeyringError {
             write!(f, " line {line}")?;
         }
         write!(f, ": {}", self.kind)?;
-        if let (KeyringErrorKind::InsecurePermissions { .. }, Some(p)) = (&self.kind, &self.path) {
-            let p = p.display();
-            write!(f, "; fix it with: chmod 600 {p} (or chmod 640 when the MTA reads it through its group)")?;
+        let Some(p) = &self.path else { return Ok(()) };
+        let p = p.display();
+        match &self.kind {
+            KeyringErrorKind::InsecurePermissions { .. } => write!(
+                f,
+                "; fix it with: chmod 600 {p} (or chmod 640 when the MTA reads it through its group)"
+            ),
+            KeyringErrorKind::ForeignOwner { .. } => write!(f, "; fix it with: chown root {p}"),
+            KeyringErrorKind::AclGrant(AclGrant::User { uid, .. }) => write!(
+                f,
+                "; fix it with: setfacl -x u:{uid} {p} (or setfacl -b {p} to remove the whole ACL)"
+            ),
+            KeyringErrorKind::AclGrant(AclGrant::GroupWrite { gid }) => write!(
+                f,
+                "; fix it with: setfacl -m g:{gid}:r {p} (or setfacl -x g:{gid} {p} to remove the entry)"
+            ),
+            KeyringErrorKind::AclGrant(AclGrant::Unreadable) => {
+                write!(f, "; fix it with: setfacl -b {p} (removes the whole ACL)")
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -420,6 +436,51 @@ impl fmt::Display for FileWord {
     }
 }
 
+/// An access ACL entry of a keyring file that lets someone other than its owner and group use
+/// it (docs/scheme.md, "Keyring file").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AclGrant {
+    /// A named user may read, write or execute the file.
+    User {
+        /// The user's id.
+        uid: u32,
+        /// What the entry allows, within the ACL's mask (read 4, write 2, execute 1).
+        perm: u8,
+    },
+    /// A named group may write the file.
+    GroupWrite {
+        /// The group's id.
+        gid: u32,
+    },
+    /// The ACL is not in the form of Linux's `system.posix_acl_access`, so it cannot be judged.
+    Unreadable,
+}
+
+impl fmt::Display for AclGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            AclGrant::User { uid, perm } => {
+                let bit = |b: u8, c: char| if perm & b != 0 { c } else { '-' };
+                write!(
+                    f,
+                    "its ACL gives user uid {uid} access ({}{}{}); only the owner and the file's group may have any",
+                    bit(4, 'r'),
+                    bit(2, 'w'),
+                    bit(1, 'x')
+                )
+            }
+            AclGrant::GroupWrite { gid } => write!(
+                f,
+                "its ACL lets group gid {gid} write the file; a group may only read a keyring"
+            ),
+            AclGrant::Unreadable => f.write_str(
+                "its ACL (system.posix_acl_access) is not in a form batv can read, so it is refused",
+            ),
+        }
+    }
+}
+
 /// What is wrong with a keyring. Words from the file that could be secret never appear here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -433,6 +494,16 @@ pub enum KeyringErrorKind {
         /// The file's permission bits.
         mode: u32,
     },
+    /// The file belongs to a user who is neither root nor the user of this process: that user
+    /// could rewrite the keys.
+    ForeignOwner {
+        /// The owner's user id.
+        uid: u32,
+        /// The effective user id of this process.
+        euid: u32,
+    },
+    /// The file's access ACL grants another user access, or another group write.
+    AclGrant(AclGrant),
     /// The file is not UTF-8 text.
     NotUtf8,
     /// A line starts with a word that is not a directive.
@@ -505,6 +576,11 @@ impl fmt::Display for KeyringErrorKind {
             InsecurePermissions { mode } => {
                 write!(f, "other users can read or write this file (mode {mode:04o})")
             }
+            ForeignOwner { uid, euid } => write!(
+                f,
+                "the file is owned by uid {uid}, which is neither root nor the user of this process (uid {euid}): that user could rewrite the keys"
+            ),
+            AclGrant(grant) => write!(f, "{grant}"),
             NotUtf8 => f.write_str("not UTF-8 text"),
             UnknownDirective(w) => write!(
                 f,

@@ -1,7 +1,7 @@
 //! The keyring file (docs/scheme.md, "Keyring file"): parsing, writing and permissions.
 
 use crate::days::{DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS, MAX_LIFETIME_DAYS, MAX_SKEW_DAYS};
-use crate::error::{CharKinds, FileWord, KeyringError, KeyringErrorKind, WordKind};
+use crate::error::{AclGrant, CharKinds, FileWord, KeyringError, KeyringErrorKind, WordKind};
 use crate::keys::{Key, Keyring, SecretEncoding, KEY_SLOTS, MIN_ENCODED_SECRET_LEN};
 use crate::mac::Scheme;
 use base64ct::Encoding as _;
@@ -14,23 +14,25 @@ impl Keyring {
         parse_text(text)
     }
 
-    /// Loads a keyring file, refusing one that other users can read or write.
+    /// Loads a keyring file, refusing what is not a regular file, and a file that users other
+    /// than its owner and group could read or write (by its mode or its ACL) or whose owner is
+    /// neither root nor the user of this process.
     pub fn load(path: impl AsRef<Path>) -> Result<Keyring, KeyringError> {
         let path = path.as_ref();
-        let mut file = std::fs::File::open(path)
-            .map_err(|e| KeyringError::new(KeyringErrorKind::Io(e.kind())).in_file(path))?;
+        let mut file = open(path).map_err(|kind| KeyringError::new(kind).in_file(path))?;
         Keyring::load_file(path, &mut file)
     }
 
-    /// [`Keyring::load`] from a file already opened at `path` (the cached loader checks the
-    /// open file, not the path, for changes during the read).
+    /// [`Keyring::load`] from a file already opened at `path` by [`open`] (the cached loader
+    /// checks the open file, not the path, for changes during the read).
     pub(crate) fn load_file(path: &Path, file: &mut std::fs::File) -> Result<Keyring, KeyringError> {
         let at = |kind| KeyringError::new(kind).in_file(path);
+        // The open file is judged, not the path, which may meanwhile name another.
         let meta = file.metadata().map_err(|e| at(KeyringErrorKind::Io(e.kind())))?;
         if !meta.is_file() {
             return Err(at(KeyringErrorKind::NotAFile));
         }
-        check_permissions(&meta).map_err(at)?;
+        check_access(file, &meta).map_err(at)?;
         let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len().min(1 << 20) as usize + 1));
         std::io::Read::read_to_end(file, &mut bytes)
             .map_err(|e| at(KeyringErrorKind::Io(e.kind())))?;
@@ -83,9 +85,40 @@ impl Keyring {
     }
 }
 
+/// Opens a keyring file to read, never waiting: opening a FIFO blocks until a writer comes,
+/// and a mail server would wait with it for good. What the path names is looked at first, so
+/// that a device (some act when opened) is not opened; `O_NONBLOCK` covers a FIFO put there
+/// after that look, which [`Keyring::load_file`] then refuses as the file it opened.
+pub(crate) fn open(path: &Path) -> Result<std::fs::File, KeyringErrorKind> {
+    let io = |e: std::io::Error| KeyringErrorKind::Io(e.kind());
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(KeyringErrorKind::NotAFile);
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOCTTY: a terminal swapped in does not become the process's controlling terminal.
+        options.custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32);
+    }
+    options.open(path).map_err(io)
+}
+
+/// Who besides the owner and group may use the file, and who owns it.
 #[cfg(unix)]
-fn check_permissions(meta: &std::fs::Metadata) -> Result<(), KeyringErrorKind> {
-    use std::os::unix::fs::PermissionsExt;
+fn check_access(file: &std::fs::File, meta: &std::fs::Metadata) -> Result<(), KeyringErrorKind> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // Another user who owns the file can rewrite the keys, whatever its mode; root and the user
+    // of this process could anyway.
+    let (uid, euid) = (meta.uid(), rustix::process::geteuid().as_raw());
+    if uid != 0 && uid != euid {
+        return Err(KeyringErrorKind::ForeignOwner { uid, euid });
+    }
+    // Before the mode: with an ACL the mode's group bits are its mask, and the entry is what to
+    // name.
+    check_acl(file)?;
     let mode = meta.permissions().mode() & 0o7777;
     // Group read is allowed so that an MTA's group (Debian-exim) can read a root-owned file;
     // any access by others, or group write, is refused.
@@ -96,7 +129,56 @@ fn check_permissions(meta: &std::fs::Metadata) -> Result<(), KeyringErrorKind> {
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_meta: &std::fs::Metadata) -> Result<(), KeyringErrorKind> {
+fn check_access(_file: &std::fs::File, _meta: &std::fs::Metadata) -> Result<(), KeyringErrorKind> {
+    Ok(())
+}
+
+/// The file's access ACL, judged by [`judge_acl`]. No ACL, or a file system without them, is
+/// no grant.
+#[cfg(target_os = "linux")]
+fn check_acl(file: &std::fs::File) -> Result<(), KeyringErrorKind> {
+    use rustix::io::Errno;
+    // XATTR_SIZE_MAX: no attribute is longer, so the read never fails for want of room.
+    let mut buf = vec![0u8; 65_536];
+    match rustix::fs::fgetxattr(file, "system.posix_acl_access", &mut buf[..]) {
+        Ok(n) => judge_acl(buf.get(..n).unwrap_or_default()).map_err(KeyringErrorKind::AclGrant),
+        Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(KeyringErrorKind::Io(std::io::Error::from(e).kind())),
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn check_acl(_file: &std::fs::File) -> Result<(), KeyringErrorKind> {
+    Ok(())
+}
+
+/// The rule for ACL entries (docs/scheme.md, "Keyring file"): a named user may have no access
+/// at all, and a named group may read, as the file's own group may, but not write. What an
+/// entry allows is its permission within the mask. `xattr` is Linux's `system.posix_acl_access`:
+/// a little-endian u32 version (2), then entries of u16 tag, u16 permission bits, u32 uid or gid.
+/// One that is not in that form cannot be judged, and is refused.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn judge_acl(xattr: &[u8]) -> Result<(), AclGrant> {
+    const USER: u16 = 0x02;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const WRITE: u16 = 0o2;
+    let Some((version, entries)) = xattr.split_at_checked(4) else { return Err(AclGrant::Unreadable) };
+    if version != 2u32.to_le_bytes() || entries.len() % 8 != 0 {
+        return Err(AclGrant::Unreadable);
+    }
+    let entries = entries.chunks_exact(8).map(|e| {
+        (u16::from_le_bytes([e[0], e[1]]), u16::from_le_bytes([e[2], e[3]]), u32::from_le_bytes([e[4], e[5], e[6], e[7]]))
+    });
+    let mask = entries.clone().find(|e| e.0 == MASK).map_or(0o7, |e| e.1);
+    for (tag, perm, id) in entries {
+        let allowed = perm & mask & 0o7;
+        match tag {
+            USER if allowed != 0 => return Err(AclGrant::User { uid: id, perm: allowed as u8 }),
+            GROUP if allowed & WRITE != 0 => return Err(AclGrant::GroupWrite { gid: id }),
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -334,6 +416,72 @@ fn day_of_date(date: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    /// A FIFO put at the path after [`super::open`] looked at it is opened without waiting
+    /// (as `open` opens) and refused as the file that was opened.
+    #[cfg(unix)]
+    #[test]
+    fn the_open_file_is_judged_not_the_path() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = batv_test_support::TempDir::new("open-fifo");
+        let path = dir.join("batv.keys");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&path)
+            .unwrap();
+        let e = super::Keyring::load_file(&path, &mut file).unwrap_err();
+        assert_eq!(e.kind, super::KeyringErrorKind::NotAFile);
+    }
+
+    #[test]
+    fn acl_entries_are_judged_within_the_mask() {
+        use super::{judge_acl, AclGrant};
+        fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+            let mut v = 2u32.to_le_bytes().to_vec();
+            for &(tag, perm, id) in entries {
+                v.extend(tag.to_le_bytes().into_iter().chain(perm.to_le_bytes()).chain(id.to_le_bytes()));
+            }
+            v
+        }
+        let x = u32::MAX;
+        let base = [(0x01, 6, x), (0x04, 4, x), (0x20, 0, x)];
+        let with = |named: &[(u16, u16, u32)]| {
+            let mut e = base.to_vec();
+            e.extend_from_slice(named);
+            e.sort_by_key(|e| e.0);
+            acl(&e)
+        };
+        // The owner, the file's group (read, or read and write: the mode check judges that) and
+        // others are not named entries.
+        assert_eq!(judge_acl(&acl(&base)), Ok(()));
+        assert_eq!(judge_acl(&acl(&[(0x01, 7, x), (0x04, 6, x), (0x20, 4, x)])), Ok(()));
+        for perm in [4, 2, 1, 7] {
+            assert_eq!(judge_acl(&with(&[(0x02, perm, 1000), (0x10, 7, x)])), Err(AclGrant::User { uid: 1000, perm: perm as u8 }));
+        }
+        // No mask entry: nothing is masked.
+        assert_eq!(judge_acl(&with(&[(0x02, 4, 1000)])), Err(AclGrant::User { uid: 1000, perm: 4 }));
+        assert_eq!(judge_acl(&with(&[(0x02, 6, 1000), (0x10, 4, x)])), Err(AclGrant::User { uid: 1000, perm: 4 }));
+        assert_eq!(judge_acl(&with(&[(0x02, 4, 1000), (0x10, 0, x)])), Ok(()));
+        assert_eq!(judge_acl(&with(&[(0x08, 4, 100), (0x10, 4, x)])), Ok(()));
+        assert_eq!(judge_acl(&with(&[(0x08, 5, 100), (0x10, 7, x)])), Ok(()));
+        assert_eq!(judge_acl(&with(&[(0x08, 2, 100), (0x10, 6, x)])), Err(AclGrant::GroupWrite { gid: 100 }));
+        assert_eq!(judge_acl(&with(&[(0x08, 6, 100)])), Err(AclGrant::GroupWrite { gid: 100 }));
+        assert_eq!(judge_acl(&with(&[(0x08, 6, 100), (0x10, 4, x)])), Ok(()));
+        // The first entry that grants is named.
+        assert_eq!(
+            judge_acl(&with(&[(0x02, 4, 7), (0x08, 6, 8), (0x10, 6, x)])),
+            Err(AclGrant::User { uid: 7, perm: 4 })
+        );
+        // Not the Linux form: refused, never read as no grant.
+        let good = with(&[(0x08, 4, 100), (0x10, 4, x)]);
+        let mut v1 = good.clone();
+        v1[0] = 1;
+        for bad in [&[][..], &[2, 0, 0], &v1, &good[..good.len() - 1]] {
+            assert_eq!(judge_acl(bad), Err(AclGrant::Unreadable), "{bad:?}");
+        }
+    }
+
     #[test]
     fn dates_round_trip_and_nonsense_is_refused() {
         use super::{date_of_day, day_of_date};

@@ -21,8 +21,8 @@ pub use address::{admit, unbracket, Admission};
 pub use cache::{CachedKeyring, KeyringCache, CHECK_INTERVAL};
 pub use days::{unix_now, DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS};
 pub use error::{
-    AddressProblem, CharKinds, FileWord, KeyringError, KeyringErrorKind, Outcome, PolicyError,
-    SignError, VerifyError, WordKind,
+    AclGrant, AddressProblem, CharKinds, FileWord, KeyringError, KeyringErrorKind, Outcome,
+    PolicyError, SignError, VerifyError, WordKind,
 };
 pub use keys::{
     Key, Keyring, SecretEncoding, Signed, GENERATED_SECRET_LEN, KEY_SLOTS, MIN_ENCODED_SECRET_LEN,

@@ -89,11 +89,13 @@ pub enum batv_result {
     /// even `*out_len`, so `buf` still holds what it held. Pass a separate buffer.
     BATV_RESULT_BUFFER_OVERLAP = 106,
 
-    /// Configuration error: the keyring file cannot be read (missing, a directory, an I/O
-    /// error, or the process may not open it).
+    /// Configuration error: the keyring file cannot be read (missing, a directory, a FIFO,
+    /// socket or device, an I/O error, or the process may not open it).
     BATV_RESULT_KEYRING_IO = 200,
-    /// Configuration error: other users can read or write the keyring file (or its group can
-    /// write it). The file is refused; `chmod 600` fixes it, and the error message says so.
+    /// Configuration error: other users could read or write the keyring file: by its mode
+    /// (others may use it, or its group may write it), its owner (neither root nor the user of
+    /// the process) or its ACL (a named user, or a named group that may write). The file is
+    /// refused; the error message names the fix (`chmod 600`, `chown root`, `setfacl -x`).
     BATV_RESULT_KEYRING_INSECURE = 201,
     /// Configuration error: the text is not a usable keyring (an unknown directive, a bad key
     /// number, scheme or secret, a short secret, a duplicate, no key at all, several keys and no

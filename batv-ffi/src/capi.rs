@@ -177,7 +177,7 @@ fn known_message(r: batv_result) -> &'static CStr {
         }
         BATV_RESULT_KEYRING_IO => c"keyring: the file cannot be read",
         BATV_RESULT_KEYRING_INSECURE => {
-            c"keyring: other users can read or write the file (the _ex message names the fix)"
+            c"keyring: other users could read or write the file, by its mode, owner or ACL (the _ex message names the fix)"
         }
         BATV_RESULT_KEYRING_INVALID => c"keyring: the text is not a valid keyring (the _ex message names the line)",
         BATV_RESULT_PANIC => c"internal error in libbatv (a bug): tempfail and report it",
@@ -188,8 +188,9 @@ fn known_message(r: batv_result) -> &'static CStr {
 ///
 /// `path` is a NUL-terminated file name (any bytes but NUL). On success `*keyring_out` is a new
 /// keyring that the caller owns and releases with `batv_keyring_free`; on failure it is set to
-/// NULL. The file is refused when other users can read or write it
-/// (`BATV_RESULT_KEYRING_INSECURE`).
+/// NULL. The file is refused when other users could read or write it, by its mode, its owner
+/// or its ACL (`BATV_RESULT_KEYRING_INSECURE`), and when it is not a regular file (a FIFO,
+/// socket or device: `BATV_RESULT_KEYRING_IO`, at once, never waiting for a writer).
 ///
 /// Returns `BATV_RESULT_OK`, `BATV_RESULT_NULL_ARGUMENT`, `BATV_RESULT_KEYRING_IO`,
 /// `BATV_RESULT_KEYRING_INSECURE` or `BATV_RESULT_KEYRING_INVALID`. Use
@@ -912,7 +913,7 @@ fn keyring_result(kind: &KeyringErrorKind) -> batv_result {
     use KeyringErrorKind::*;
     match kind {
         Io(_) | NotAFile | NoRandomness | ChangedWhileRead => BATV_RESULT_KEYRING_IO,
-        InsecurePermissions { .. } => BATV_RESULT_KEYRING_INSECURE,
+        InsecurePermissions { .. } | ForeignOwner { .. } | AclGrant(_) => BATV_RESULT_KEYRING_INSECURE,
         // Syntax errors and unusable contents (no key, no sign-key): the administrator edits
         // the file in both cases, so one code serves; the message says which.
         _ => BATV_RESULT_KEYRING_INVALID,

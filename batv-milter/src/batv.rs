@@ -253,6 +253,30 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// A FIFO as the keyring is a keyring error (tempfail) at once. The call runs on a thread
+    /// that the test gives up on if it blocks: opening a FIFO once waited for a writer for good.
+    #[test]
+    fn a_fifo_keyring_tempfails_at_once() {
+        let d = tempdir("fifo");
+        let path = d.join("batv.keys");
+        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let p2 = policy(&[], None, false).unwrap();
+            let _ = tx.send(Keys::new(&p).decide(&p2, "", "alice@example.test", NOW));
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(Decision::KeyringError(e)) => assert!(e.contains("not a regular file"), "{e}"),
+            Ok(other) => panic!("a FIFO keyring gave {other:?}"),
+            Err(_) => {
+                let _ = std::fs::OpenOptions::new().write(true).open(&path);
+                panic!("the milter blocked on a FIFO keyring");
+            }
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn errors_hide_the_secret() {
         let d = tempdir("secret");

@@ -426,6 +426,15 @@ def mixed_case(exim, port, m, scheme):
     return key, signed
 
 
+def release_fifo(path):
+    """Lets any process blocked opening the FIFO at `path` go on: a writer comes and goes, and
+    the reader sees an empty file. Nobody waiting is no error."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
 def code_of(results):
     return results[0][1] if results else None
 
@@ -606,6 +615,30 @@ def checks(exim, recorder, port, mode):
           env and env[:2])
     check(f"{m}: the queue is empty again", wait_for(lambda: exim.queue().strip() == "", 10),
           exim.queue())
+
+    # 5b. A FIFO in place of the keyring: the RCPT gets 451 at once, as for a removed file. An
+    #     open(2) that waited for a writer would hold the session (and its Exim process) for
+    #     good; smtplib's timeout ends the wait on our side, and the FIFO is released after.
+    os.rename(KEYRING, KEYRING + ".away")
+    os.mkfifo(KEYRING, 0o640)
+    chown(KEYRING, "root", "Debian-exim")
+    try:
+        try:
+            res, _ = smtp_session(port, "", [signed])
+        except (OSError, smtplib.SMTPException) as e:
+            res = [(signed, None, f"no answer within smtplib's timeout: {e!r}")]
+        check(f"{m}: keyring replaced by a FIFO: bounce to a valid tag gets 451, not a hang",
+              code_of(res) == 451, res)
+        print(f"      transcript: RCPT TO:<{signed}> -> {res[0][1]} {res[0][2]}", flush=True)
+        check(f"{m}: keyring replaced by a FIFO: mainlog says it is not a regular file",
+              f"batv: keyring {KEYRING}: not a regular file" in exim.log("main"))
+    finally:
+        release_fifo(KEYRING)
+        os.remove(KEYRING)
+        os.rename(KEYRING + ".away", KEYRING)
+    time.sleep(1.1)  # one check interval, for processes that had cached the error
+    res, _ = smtp_session(port, "", [signed])
+    check(f"{m}: keyring restored after the FIFO: the bounce is accepted again", code_of(res) == 250, res)
 
     # 6. Monitor mode (docs block), then back.
     doc_run("monitor-on")

@@ -18,13 +18,22 @@ usable file) and what is wrong with it. Every row goes through
 Every output of every binding is checked for the row's secret. Rows whose problem needs
 another user (an unreadable file) run that user's probes with setpriv as nobody.
 
+Every probe runs under a time limit (PROBE_TIMEOUT): one that has not answered by then is
+hung, which is a FAIL (a FIFO as the keyring once blocked every face in open(2)), and its
+process group is killed so that the matrix itself always ends. The rows for the owner and the
+ACLs need root (chown, setfacl); a named group that may only read is a control that every
+binding must accept.
+
 Usage: misconfig.py --lib target/release/libbatv.so --batv target/release/batv [--no-exim]
 Prints one line per row and binding, and `misconfig: N rows x M bindings, all clear` at the end.
 """
 
 import argparse
 import ctypes
+import grp
 import os
+import pwd
+import signal
 import shutil
 import subprocess
 import sys
@@ -42,6 +51,14 @@ WRAPPED_HEAD, WRAPPED_TAIL = SECRET_B64[:24], SECRET_B64[24:]
 
 IO, INSECURE, INVALID = 200, 201, 202
 
+# Another unprivileged user and group, for the owner and ACL rows.
+NOBODY = pwd.getpwnam("nobody").pw_uid
+NOGROUP = grp.getgrnam("nogroup").gr_gid
+
+# Seconds a probe may take before it counts as hung. Not a speed limit: every probe answers in
+# well under a second, and one blocked in open(2) on a FIFO never answers at all.
+PROBE_TIMEOUT = 15
+
 # name, file text (bytes or str; None: the path is made by `special`), mode, C code, line,
 # words the message must contain (any binding's), special
 CASES = [
@@ -51,6 +68,10 @@ CASES = [
     ("world-readable (0644)", GOOD, 0o644, INSECURE, None, ["other users", "chmod"], None),
     ("group-writable (0660)", GOOD, 0o660, INSECURE, None, ["other users", "chmod"], None),
     ("world-writable (0602)", GOOD, 0o602, INSECURE, None, ["other users", "chmod"], None),
+    ("a FIFO", None, 0o640, IO, None, ["not a regular file"], "fifo"),
+    ("owned by another user (nobody)", GOOD, 0o640, INSECURE, None, [f"owned by uid {NOBODY}"], "foreign-owner"),
+    ("ACL: a named user may read", GOOD, 0o640, INSECURE, None, [f"gives user uid {NOBODY} access"], "acl-user-read"),
+    ("ACL: a named group may write", GOOD, 0o640, INSECURE, None, [f"lets group gid {NOGROUP} write"], "acl-group-write"),
     ("bad base64", f"{GOOD}key 1 hmac-sha256 base64:{SECRET_B64}!!\n", 0o640, INVALID, 2, ["base64"], None),
     ("bad hex", f"{GOOD}key 1 hmac-sha256 hex:{SECRET_HEX}zz\n", 0o640, INVALID, 2, ["hexadecimal"], None),
     ("short secret", f"{GOOD}key 1 hmac-sha256 hex:00112233445566\n", 0o640, INVALID, 2, ["at least 16"], None),
@@ -114,12 +135,19 @@ def make(work, i, case, group):
         return path
     if special == "directory":
         os.mkdir(path)
+    elif special == "fifo":
+        os.mkfifo(path)
     else:
         with open(path, "wb") as f:
             f.write(text.encode() if isinstance(text, str) else text)
     os.chmod(path, mode)
     if group:
         shutil.chown(path, "root", group)
+    if special == "foreign-owner":
+        shutil.chown(path, "nobody")
+    acl = {"acl-user-read": "u:nobody:r", "acl-group-write": "g:nogroup:rw", "acl-group-read": "g:nogroup:r"}
+    if special in acl:
+        subprocess.run(["setfacl", "-m", acl[special], path], check=True)
     return path
 
 
@@ -148,11 +176,22 @@ def stage(work, lib, batv, py):
             os.chmod(os.path.join(root, n), 0o755)
 
 
-def run(cmd, nobody=False, **kw):
+def run(cmd, nobody=False, input=None, **kw):
+    """The probe's result; a probe that has not ended within PROBE_TIMEOUT is killed with its
+    process group and comes back with returncode "hung"."""
     if nobody:
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + cmd
         kw["env"] = dict(os.environ, PYTHONPATH=STAGE["pythonpath"], HOME="/")
-    return subprocess.run(cmd, capture_output=True, text=True, errors="replace", **kw)
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                         start_new_session=True, **kw)
+    try:
+        out, err = p.communicate(input, timeout=PROBE_TIMEOUT)
+        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        return subprocess.CompletedProcess(cmd, "hung", out, err + f"(hung: no answer in {PROBE_TIMEOUT} s)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +324,26 @@ def exim_control(lib, work):
         raise SystemExit("misconfig: the Exim control failed; the Exim rows would prove nothing")
 
 
+def acl_group_read_control(lib, py, batv, work, group):
+    """A named group that may only read, as the file's own group may: every binding accepts the
+    keyring (so the ACL rows above fail for their entries, not for having an ACL at all)."""
+    row = "control: ACL: a named group may read"
+    path = make(work, 99, (row, GOOD, 0o640, None, None, None, "acl-group-read"), group)
+    r = run([sys.executable, "-c", C_PROBE, lib, path])
+    out = r.stdout.split("\n")
+    check(row, "C", r.returncode == 0 and out[:2] == ["0", "handle"], redact(r.stdout + r.stderr)[-300:])
+    r = run([py, "-c", PY_PROBE, path])
+    check(row, "Python", r.returncode == 0 and r.stdout.startswith("no error"), redact(r.stdout + r.stderr)[-300:])
+    if group:
+        r = run(["exim4", "-C", os.path.join(work, "exim.conf"), "-be",
+                 "${dlfunc{%s}{batv_exim_status}{user@example.com}{%s}}" % (lib, path)])
+        reply, _ = exim_session(work, path)
+        ok = r.stdout.strip() == "untagged" and reply.startswith("550")
+        check(row, "Exim", ok, f"-be: {redact(r.stdout + r.stderr).strip()!r}; RCPT: {reply!r}")
+    r = run([batv, "--keys", path, "--now", "1795700000", "sign", "user@example.com"])
+    check(row, "CLI", r.returncode == 0 and r.stdout.startswith("prvs=5"), f"exit {r.returncode} {redact(r.stdout + r.stderr).strip()!r}")
+
+
 def exim(lib, work, row, case, path):
     name, _text, _mode, _code, _line, words, special = case
     # -be runs as its caller: the unreadable row's caller is nobody (root reads any file). The
@@ -376,6 +435,7 @@ def main():
             exim_control(lib, work)
         bindings = 3 if a.no_exim else 4
         python_repr(a.python, work)
+        acl_group_read_control(lib, a.python, os.path.abspath(a.batv), work, None if a.no_exim else MTA_GROUP)
         for i, case in enumerate(CASES):
             path = make(work, i, case, None if a.no_exim else MTA_GROUP)
             row = case[0]
@@ -389,7 +449,8 @@ def main():
     if failures:
         print(f"misconfig: {len(failures)} of {results} checks FAILED: " + "; ".join(failures))
         sys.exit(1)
-    control = "" if a.no_exim else " (and the Exim control: a good keyring gets its 550)"
+    control = " (and the controls: a named group's read ACL is accepted" + (
+        "" if a.no_exim else "; a good keyring gets its 550 from Exim") + ")"
     print(f"misconfig: {len(CASES)} broken keyrings x {bindings} bindings = {len(CASES) * bindings} "
           f"checks, every one a clear error, no secret shown{control}")
 

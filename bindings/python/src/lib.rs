@@ -212,7 +212,8 @@ impl Keyring {
         }
     }
 
-    /// Loads a keyring file; refuses one that other users can read or write.
+    /// Loads a keyring file; refuses one that other users could read or write (by its mode,
+    /// owner or ACL) and one that is not a regular file.
     #[staticmethod]
     fn load(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Keyring> {
         let path: PathBuf = path

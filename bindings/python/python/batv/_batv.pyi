@@ -75,7 +75,8 @@ class Keyring:
         """Loads a keyring file.
 
         Raises KeyringError (with .path and .line) when the file cannot be read, is not a
-        valid keyring, or other users can read or write it (the message gives the chmod).
+        regular file or not a valid keyring, or other users could read or write it by its mode,
+        owner or ACL (the message gives the chmod, chown or setfacl that fixes it).
         """
 
     @staticmethod
