@@ -379,7 +379,8 @@ pub enum WordKind {
     LettersAndDigits,
     /// The base64 alphabet, with `+`, `/` or `=` among them.
     Base64,
-    /// It starts with a secret's prefix (`base64:`, `hex:` or `text:`).
+    /// It starts with a secret's prefix: `base64`, `hex` or `text` and a colon (held without
+    /// it, so that not even `Debug` writes a prefix that text could follow).
     Secret(&'static str),
     /// Anything else.
     Mixed(CharKinds),
@@ -414,7 +415,7 @@ impl fmt::Display for FileWord {
             WordKind::LettersAndDigits => write!(f, "a word of {n} letters and digits"),
             WordKind::Base64 => write!(f, "{a} {n}-character word of base64 characters"),
             WordKind::Secret(prefix) => {
-                write!(f, "{a} {n}-character word that starts with {prefix}, like a secret")
+                write!(f, "{a} {n}-character word that starts with {prefix}:, like a secret")
             }
             WordKind::Mixed(k) => {
                 let names = [

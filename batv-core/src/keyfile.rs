@@ -321,7 +321,8 @@ fn shown_word(word: &str) -> FileWord {
     }
     let chars = word.chars().count();
     let all = |f: fn(&char) -> bool| word.chars().all(|c| f(&c));
-    let kind = if let Some(p) = ["base64:", "hex:", "text:"].into_iter().find(|p| word.starts_with(p)) {
+    let prefixed = |p: &str| word.strip_prefix(p).is_some_and(|rest| rest.starts_with(':'));
+    let kind = if let Some(p) = ["base64", "hex", "text"].into_iter().find(|p| prefixed(p)) {
         WordKind::Secret(p)
     } else if all(char::is_ascii_digit) {
         WordKind::Digits
