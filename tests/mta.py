@@ -1,10 +1,14 @@
 """What the real-MTA tests share (tests/exim, tests/postfix, tests/sendmail): the tally of
-checks, running commands, and a smarthost that records every envelope it is handed."""
+checks, running commands, waiting, reading the page's blocks and mailboxes, and a smarthost
+that records every envelope it is handed."""
 
+import os
 import re
+import socket
 import socketserver
 import subprocess
 import threading
+import time
 
 
 class Tally:
@@ -95,3 +99,69 @@ class RecorderHandler(socketserver.StreamRequestHandler):
                 return
             else:
                 self.reply("250 OK")
+
+
+def read(path):
+    """The file's text, or "" when it cannot be read (not there yet, say)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def mailbox(user):
+    return read(f"/var/mail/{user}")
+
+
+def delivered(user, marker, seconds=20):
+    """The text of the message with this marker in the user's mailbox, up to the line with the
+    marker (its headers and the start of its body), waiting for delivery; None if it never comes."""
+    def find():
+        box = mailbox(user)
+        i = box.find(f"marker {marker}")
+        if i < 0:
+            return None
+        return box[box.rfind("\nFrom ", 0, i) + 1:i]
+    return wait_for(find, seconds)
+
+
+def socket_answers(path):
+    """Whether something accepts connections on the Unix socket at `path`."""
+    try:
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(path)
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate, seconds=15):
+    """The predicate's first true value within `seconds` (polled every 0.1 s), else its last."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(0.1)
+    return predicate()
+
+
+def doc_blocks(doc, tag):
+    """The blocks of a page that the test applies: each `<!-- TAG-test: file|run NAME -->`
+    marker followed by a fenced block, as ({name: text} of files, {name: text} of commands).
+    A marker without its block, or a name used twice, ends the test."""
+    text = read(doc)
+    if not text:
+        raise SystemExit(f"cannot read {doc}")
+    marker = re.compile(rf"<!-- {tag}-test: (file|run) (\S+) -->\n```[a-z]*\n(.*?)\n```", re.DOTALL)
+    page = os.path.relpath(doc, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    files, runs = {}, {}
+    for kind, name, body in marker.findall(text):
+        target = files if kind == "file" else runs
+        if name in target:
+            raise SystemExit(f"{page}: two blocks named {name}")
+        target[name] = body + "\n"
+    if len(files) + len(runs) != text.count(f"<!-- {tag}-test: "):
+        raise SystemExit(f"{page}: a {tag}-test marker is not followed by a fenced block")
+    return files, runs

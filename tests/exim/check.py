@@ -26,7 +26,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from mta import Recorder, check, must, run, tally  # noqa: E402
+from mta import Recorder, check, delivered, doc_blocks, mailbox, must, run, tally, wait_for  # noqa: E402
 
 ROOT = os.environ.get("BATV_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "exim.md")
@@ -49,42 +49,15 @@ PRVS_SECRET = "exim prvs secret for the batv tests"
 DAY = 86400
 
 
-
 def one_line(reply):
     """An SMTP reply that Exim wrapped over several lines, as one line."""
     return re.sub(r"\n\d\.\d+\.\d+ ", " ", reply)
 
 
-
-
-
-
-
-
 # ---------------------------------------------------------------------------------------------
 # docs/exim.md: the blocks the test installs and runs
 
-MARKER = re.compile(
-    r"<!-- exim-test: (file|run) (\S+) -->\n```[a-z]*\n(.*?)\n```", re.DOTALL
-)
-
-
-def doc_blocks():
-    with open(DOC, encoding="utf-8") as f:
-        text = f.read()
-    files, runs = {}, {}
-    for kind, name, body in MARKER.findall(text):
-        target = files if kind == "file" else runs
-        if name in target:
-            raise SystemExit(f"docs/exim.md: two blocks named {name}")
-        target[name] = body + "\n"
-    # Every marker must have been followed by a fenced block.
-    if len(files) + len(runs) != text.count("<!-- exim-test: "):
-        raise SystemExit("docs/exim.md: an exim-test marker is not followed by a fenced block")
-    return files, runs
-
-
-FILES, RUNS = doc_blocks()
+FILES, RUNS = doc_blocks(DOC, "exim")
 
 
 def doc_run(name, env=None):
@@ -292,36 +265,6 @@ def message(marker, sender="mailer-daemon@remote.example", subject="Undelivered 
             f"Message-ID: <{marker}@bouncer.test>\r\n\r\nmarker {marker}\r\n")
 
 
-def mailbox(user):
-    try:
-        with open(f"/var/mail/{user}", encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def wait_for(predicate, seconds=15):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.1)
-    return predicate()
-
-
-def delivered_message(user, marker, seconds=15):
-    """The text of the message with this marker in the user's mailbox, waiting for delivery."""
-    def find():
-        box = mailbox(user)
-        i = box.find(f"marker {marker}")
-        if i < 0:
-            return None
-        start = box.rfind("\nFrom ", 0, i) + 1
-        return box[start:i]
-    return wait_for(find, seconds)
-
-
 def bs_session(sender, rcpt, faketime, rcpt_command=None):
     """An SMTP transaction through `exim -bs` under faketime, as host 192.0.2.7 (so the ACL sees
     a remote, non-relay host). `rcpt_command` replaces `RCPT TO:<rcpt>`. Returns the RCPT reply
@@ -389,7 +332,7 @@ def deliver(port, rcpt, sender="", user="alice"):
     mailbox or None)."""
     marker = uuid.uuid4().hex
     res, dc = smtp_session(port, sender, [rcpt], message(marker, sender or "mailer-daemon@remote.example"))
-    got = delivered_message(user, marker) if dc == 250 else None
+    got = delivered(user, marker) if dc == 250 else None
     return res, dc, got
 
 
@@ -607,7 +550,7 @@ def checks(exim, recorder, port, mode):
     time.sleep(1.1)  # one check interval, for processes that had cached the error
     res, dc = smtp_session(port, "", [signed], message(marker))
     check(f"{m}: keyring restored: the same bounce, retried, is accepted and delivered",
-          code_of(res) == 250 and dc == 250 and bool(delivered_message("alice", marker)), res)
+          code_of(res) == 250 and dc == 250 and bool(delivered("alice", marker)), res)
     run([EXIM, "-qff"])
     env = relayed(recorder, out_marker)
     check(f"{m}: keyring restored: the queued mail is delivered with a prvs= MAIL FROM",

@@ -31,7 +31,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from mta import check, must, run, tally  # noqa: E402
+from mta import check, delivered, doc_blocks, mailbox, must, run, socket_answers, tally, wait_for  # noqa: E402
 
 ROOT = os.environ.get("BATV_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "postfix.md")
@@ -75,43 +75,10 @@ def cleanup():
 atexit.register(cleanup)
 
 
-
-
-
-
-
-
-def wait_for(predicate, seconds=20, step=0.1):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(step)
-    return predicate()
-
-
 # ---------------------------------------------------------------------------------------------
 # docs/postfix.md: the blocks the test installs and runs
 
-MARKER = re.compile(r"<!-- postfix-test: (file|run) (\S+) -->\n```[a-z]*\n(.*?)\n```", re.DOTALL)
-
-
-def doc_blocks():
-    with open(DOC, encoding="utf-8") as f:
-        text = f.read()
-    files, runs = {}, {}
-    for kind, name, body in MARKER.findall(text):
-        target = files if kind == "file" else runs
-        if name in target:
-            raise SystemExit(f"docs/postfix.md: two blocks named {name}")
-        target[name] = body + "\n"
-    if len(files) + len(runs) != text.count("<!-- postfix-test: "):
-        raise SystemExit("docs/postfix.md: a postfix-test marker is not followed by a fenced block")
-    return files, runs
-
-
-FILES, RUNS = doc_blocks()
+FILES, RUNS = doc_blocks(DOC, "postfix")
 APPLIED = []
 
 
@@ -364,17 +331,8 @@ class Daemon:
         self.proc = subprocess.Popen(cmd, stderr=self.stderr, stdout=self.stderr)
         STARTED.append(self.proc)
         sock = "/var/spool/postfix/batv/milter.sock"
-        if not wait_for(lambda: os.path.exists(sock) and self._answers(sock), 15):
+        if not wait_for(lambda: os.path.exists(sock) and socket_answers(sock), 15):
             raise SystemExit(f"batv-milter did not start:\n{self.output()}")
-
-    @staticmethod
-    def _answers(path):
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(path)
-                return True
-        except OSError:
-            return False
 
     def reload(self):
         cmd = unit_setting("ExecReload").replace("$MAINPID", str(self.proc.pid))
@@ -457,26 +415,6 @@ def message(marker, sender, extra_headers=""):
     return (f"From: {sender or 'MAILER-DAEMON@' + REMOTE}\r\nTo: <undisclosed@{DOMAIN}>\r\n"
             f"Subject: test {marker}\r\nMessage-ID: <{marker}@client.test>\r\n{extra_headers}\r\n"
             f"marker {marker}\r\n")
-
-
-def mailbox(user):
-    try:
-        with open(f"/var/mail/{user}", encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def delivered(user, marker, seconds=20):
-    """The text of the message with this marker in the user's mailbox (waits for delivery)."""
-    def find():
-        box = mailbox(user)
-        i = box.find(f"marker {marker}")
-        if i < 0:
-            return None
-        start = box.rfind("\nFrom ", 0, i) + 1
-        return box[start:i]
-    return wait_for(find, seconds)
 
 
 def sendmail(sender, rcpt, marker, user=None):

@@ -41,7 +41,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from mta import Recorder, check, must, run, tally  # noqa: E402
+from mta import Recorder, check, delivered, mailbox, must, read, run, socket_answers, tally, wait_for  # noqa: E402
 
 ROOT = os.environ.get("BATV_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DOC = os.path.join(ROOT, "docs", "sendmail.md")
@@ -61,12 +61,6 @@ SENDMAIL_DEBS = ["sendmail-base", "sendmail-cf", "sendmail-bin", "sensible-mda"]
 WORK = None
 
 
-
-
-
-
-
-
 def sh(script, **kw):
     return must(["bash", "-euo", "pipefail", "-c", script], **kw)
 
@@ -76,24 +70,6 @@ def write(path, text, mode=None):
         f.write(text)
     if mode is not None:
         os.chmod(path, mode)
-
-
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def wait_for(predicate, seconds=15):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.1)
-    return predicate()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,21 +488,6 @@ def code(reply):
     return int(m.group(1)) if m else None
 
 
-def mailbox(user):
-    return read(f"/var/mail/{user}")
-
-
-def delivered(user, marker, seconds=15):
-    """The message with this marker in the user's mbox, waiting for delivery."""
-    def find():
-        box = mailbox(user)
-        i = box.find(f"marker {marker}")
-        if i < 0:
-            return None
-        return box[box.rfind("\nFrom ", 0, i) + 1:i]
-    return wait_for(find, seconds)
-
-
 def msp_queue_holds(marker):
     """Whether a message with the marker waits in Debian's MSP queue (/var/spool/mqueue-client)."""
     return any(f"marker {marker}" in read(p) for p in glob.glob("/var/spool/mqueue-client/df*"))
@@ -694,15 +655,6 @@ DAY = 86400
 CLIENT6_ADDR = "2001:db8::3"
 
 
-def socket_answers(path):
-    try:
-        with socket.socket(socket.AF_UNIX) as c:
-            c.connect(path)
-            return True
-    except OSError:
-        return False
-
-
 def daemon_up(seconds=20):
     return wait_for(lambda: main_pid() and socket_answers(MILTER_SOCK) and socket_answers(MAP_SOCK), seconds)
 
@@ -809,7 +761,6 @@ def checks_daemon_start(check_config):
     check("the daemon logged its start to syslog (facility mail)",
           bool(logged(r"<22>[^\n]*batv-milter\[\d+\]: started: milter on unix:/run/batv/milter\.sock, socketmap on unix:/run/batv/socketmap\.sock")),
           maillog()[-800:])
-
 
 
 def pwd_name(uid):
