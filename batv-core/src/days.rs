@@ -57,25 +57,3 @@ pub fn unix_now() -> i64 {
         Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extremes_do_not_overflow() {
-        for now in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
-            let s = expiry_stamp(now, MAX_LIFETIME_DAYS);
-            assert!(s < DAY_CYCLE);
-            assert_eq!(remaining_days(s, now), MAX_LIFETIME_DAYS);
-        }
-    }
-
-    #[test]
-    fn negative_time_floors() {
-        assert_eq!(day_number(-1), -1);
-        assert_eq!(day_number(-86_400), -1);
-        assert_eq!(day_number(-86_401), -2);
-        assert_eq!(expiry_stamp(-1, 7), 6);
-    }
-}

@@ -158,7 +158,7 @@ fn check_acl(_file: &std::fs::File) -> Result<(), KeyringErrorKind> {
 /// a little-endian u32 version (2), then entries of u16 tag, u16 permission bits, u32 uid or gid.
 /// One that is not in that form cannot be judged, and is refused.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) fn judge_acl(xattr: &[u8]) -> Result<(), AclGrant> {
+pub fn judge_acl(xattr: &[u8]) -> Result<(), AclGrant> {
     const USER: u16 = 0x02;
     const GROUP: u16 = 0x08;
     const MASK: u16 = 0x10;
@@ -384,7 +384,7 @@ fn decode_secret(s: &str) -> Result<(SecretEncoding, Zeroizing<Vec<u8>>), Keyrin
 }
 
 /// `YYYY-MM-DD` for a UTC day number (days since 1970-01-01), civil calendar.
-pub(crate) fn date_of_day(day: i64) -> String {
+pub fn date_of_day(day: i64) -> String {
     // Howard Hinnant's civil-from-days.
     let z = day + 719_468;
     let era = z.div_euclid(146_097);
@@ -399,7 +399,7 @@ pub(crate) fn date_of_day(day: i64) -> String {
 }
 
 /// The UTC day number of a `YYYY-MM-DD` date, if it is one.
-fn day_of_date(date: &str) -> Option<i64> {
+pub fn day_of_date(date: &str) -> Option<i64> {
     let b = date.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -433,65 +433,5 @@ mod tests {
             .unwrap();
         let e = super::Keyring::load_file(&path, &mut file).unwrap_err();
         assert_eq!(e.kind, super::KeyringErrorKind::NotAFile);
-    }
-
-    #[test]
-    fn acl_entries_are_judged_within_the_mask() {
-        use super::{judge_acl, AclGrant};
-        fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-            let mut v = 2u32.to_le_bytes().to_vec();
-            for &(tag, perm, id) in entries {
-                v.extend(tag.to_le_bytes().into_iter().chain(perm.to_le_bytes()).chain(id.to_le_bytes()));
-            }
-            v
-        }
-        let x = u32::MAX;
-        let base = [(0x01, 6, x), (0x04, 4, x), (0x20, 0, x)];
-        let with = |named: &[(u16, u16, u32)]| {
-            let mut e = base.to_vec();
-            e.extend_from_slice(named);
-            e.sort_by_key(|e| e.0);
-            acl(&e)
-        };
-        // The owner, the file's group (read, or read and write: the mode check judges that) and
-        // others are not named entries.
-        assert_eq!(judge_acl(&acl(&base)), Ok(()));
-        assert_eq!(judge_acl(&acl(&[(0x01, 7, x), (0x04, 6, x), (0x20, 4, x)])), Ok(()));
-        for perm in [4, 2, 1, 7] {
-            assert_eq!(judge_acl(&with(&[(0x02, perm, 1000), (0x10, 7, x)])), Err(AclGrant::User { uid: 1000, perm: perm as u8 }));
-        }
-        // No mask entry: nothing is masked.
-        assert_eq!(judge_acl(&with(&[(0x02, 4, 1000)])), Err(AclGrant::User { uid: 1000, perm: 4 }));
-        assert_eq!(judge_acl(&with(&[(0x02, 6, 1000), (0x10, 4, x)])), Err(AclGrant::User { uid: 1000, perm: 4 }));
-        assert_eq!(judge_acl(&with(&[(0x02, 4, 1000), (0x10, 0, x)])), Ok(()));
-        assert_eq!(judge_acl(&with(&[(0x08, 4, 100), (0x10, 4, x)])), Ok(()));
-        assert_eq!(judge_acl(&with(&[(0x08, 5, 100), (0x10, 7, x)])), Ok(()));
-        assert_eq!(judge_acl(&with(&[(0x08, 2, 100), (0x10, 6, x)])), Err(AclGrant::GroupWrite { gid: 100 }));
-        assert_eq!(judge_acl(&with(&[(0x08, 6, 100)])), Err(AclGrant::GroupWrite { gid: 100 }));
-        assert_eq!(judge_acl(&with(&[(0x08, 6, 100), (0x10, 4, x)])), Ok(()));
-        // The first entry that grants is named.
-        assert_eq!(
-            judge_acl(&with(&[(0x02, 4, 7), (0x08, 6, 8), (0x10, 6, x)])),
-            Err(AclGrant::User { uid: 7, perm: 4 })
-        );
-        // Not the Linux form: refused, never read as no grant.
-        let good = with(&[(0x08, 4, 100), (0x10, 4, x)]);
-        let mut v1 = good.clone();
-        v1[0] = 1;
-        for bad in [&[][..], &[2, 0, 0], &v1, &good[..good.len() - 1]] {
-            assert_eq!(judge_acl(bad), Err(AclGrant::Unreadable), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn dates_round_trip_and_nonsense_is_refused() {
-        use super::{date_of_day, day_of_date};
-        for (date, day) in [("1970-01-01", 0), ("2026-11-26", 20_783), ("2000-02-29", 11_016), ("1969-12-31", -1)] {
-            assert_eq!(day_of_date(date), Some(day), "{date}");
-            assert_eq!(date_of_day(day), date);
-        }
-        for bad in ["2026-02-30", "2026-13-01", "2026-1-01", "20261126", "2026-11-26x", "+026-11-26"] {
-            assert_eq!(day_of_date(bad), None, "{bad}");
-        }
     }
 }

@@ -90,4 +90,5 @@ pub fn is_tagged<A: AsRef<[u8]> + ?Sized>(address: &A) -> bool {
 #[doc(hidden)]
 pub mod internals {
     pub use crate::days::{day_number, expiry_stamp, remaining_days, within_window};
+    pub use crate::keyfile::{date_of_day, day_of_date, judge_acl};
 }

@@ -160,3 +160,47 @@ fn acl_grants_on_a_file_are_judged_by_the_one_rule() {
         set_mode(&path, 0o640);
     }
 }
+
+/// The rule itself, entry by entry: what an entry allows is its permission within the mask.
+#[test]
+fn acl_entries_are_judged_within_the_mask() {
+    use batv_core::internals::judge_acl;
+    let base = [(USER_OBJ, 6, UNDEFINED), (GROUP_OBJ, 4, UNDEFINED), (OTHER, 0, UNDEFINED)];
+    let with = |named: &[(u16, u16, u32)]| {
+        let mut e = base.to_vec();
+        e.extend_from_slice(named);
+        e.sort_by_key(|e| e.0);
+        acl(&e)
+    };
+    // The owner, the file's group (read, or read and write: the mode check judges that) and
+    // others are not named entries.
+    assert_eq!(judge_acl(&acl(&base)), Ok(()));
+    assert_eq!(judge_acl(&acl(&[(USER_OBJ, 7, UNDEFINED), (GROUP_OBJ, 6, UNDEFINED), (OTHER, 4, UNDEFINED)])), Ok(()));
+    for perm in [4, 2, 1, 7] {
+        let got = judge_acl(&with(&[(USER, perm, 1000), (MASK, 7, UNDEFINED)]));
+        assert_eq!(got, Err(AclGrant::User { uid: 1000, perm: perm as u8 }));
+    }
+    let cases = [
+        // No mask entry: nothing is masked.
+        (vec![(USER, 4, 1000)], Err(AclGrant::User { uid: 1000, perm: 4 })),
+        (vec![(USER, 6, 1000), (MASK, 4, UNDEFINED)], Err(AclGrant::User { uid: 1000, perm: 4 })),
+        (vec![(USER, 4, 1000), (MASK, 0, UNDEFINED)], Ok(())),
+        (vec![(GROUP, 4, 100), (MASK, 4, UNDEFINED)], Ok(())),
+        (vec![(GROUP, 5, 100), (MASK, 7, UNDEFINED)], Ok(())),
+        (vec![(GROUP, 2, 100), (MASK, 6, UNDEFINED)], Err(AclGrant::GroupWrite { gid: 100 })),
+        (vec![(GROUP, 6, 100)], Err(AclGrant::GroupWrite { gid: 100 })),
+        (vec![(GROUP, 6, 100), (MASK, 4, UNDEFINED)], Ok(())),
+        // The first entry that grants is named.
+        (vec![(USER, 4, 7), (GROUP, 6, 8), (MASK, 6, UNDEFINED)], Err(AclGrant::User { uid: 7, perm: 4 })),
+    ];
+    for (named, want) in cases {
+        assert_eq!(judge_acl(&with(&named)), want, "{named:?}");
+    }
+    // Not the Linux form: refused, never read as no grant.
+    let good = with(&[(GROUP, 4, 100), (MASK, 4, UNDEFINED)]);
+    let mut v1 = good.clone();
+    v1[0] = 1;
+    for bad in [&[][..], &[2, 0, 0], &v1, &good[..good.len() - 1]] {
+        assert_eq!(judge_acl(bad), Err(AclGrant::Unreadable), "{bad:?}");
+    }
+}

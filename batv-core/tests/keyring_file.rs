@@ -437,3 +437,15 @@ fn rotation_after_the_exim_migration_keeps_the_key_that_still_verifies() {
         assert_eq!(new.keys().map(|k| k.number()).collect::<Vec<_>>(), [0, 1, 2]);
     }
 }
+
+#[test]
+fn retired_dates_round_trip_and_nonsense_is_refused() {
+    use batv_core::internals::{date_of_day, day_of_date};
+    for (date, day) in [("1970-01-01", 0), ("2026-11-26", 20_783), ("2000-02-29", 11_016), ("1969-12-31", -1)] {
+        assert_eq!(day_of_date(date), Some(day), "{date}");
+        assert_eq!(date_of_day(day), date);
+    }
+    for bad in ["2026-02-30", "2026-13-01", "2026-1-01", "20261126", "2026-11-26x", "+026-11-26"] {
+        assert_eq!(day_of_date(bad), None, "{bad}");
+    }
+}

@@ -126,3 +126,27 @@ fn a_bad_mac_is_reported_before_an_expired_day() {
     assert_eq!(keys.status_at(&forged, later), Outcome::BadSignature);
     assert_eq!(keys.status_at(&forged, NOW), Outcome::BadSignature);
 }
+
+/// `signed` with its address replaced by `received`, as a remote MTA may hand it back.
+fn as_received(signed: &str, received: &str) -> String {
+    format!("{}{received}", &signed[..16])
+}
+
+#[test]
+fn case_changes_on_the_way_back_verify_where_the_scheme_allows() {
+    let sha1 = Keyring::parse("key 1 hmac-sha1 text:secret\n").unwrap();
+    // Exim's `${prvs}` signs the local part as written and the domain lower-cased.
+    let signed = sha1.sign_at("User@example.com", NOW).unwrap();
+    for (received, want) in [
+        ("User@example.com", Outcome::Valid),
+        ("User@EXAMPLE.COM", Outcome::Valid),
+        ("user@example.com", Outcome::BadSignature), // the local part was signed as written
+    ] {
+        assert_eq!(sha1.status_at(&as_received(&signed, received), NOW), want, "{received}");
+    }
+    let lower = sha1.sign_at("user@example.com", NOW).unwrap();
+    assert_eq!(sha1.status_at(&as_received(&lower, "USER@Example.Com"), NOW), Outcome::Valid);
+    let sha256 = keyring("hmac-sha256");
+    let any_case = sha256.sign_at("User@Example.COM", NOW).unwrap();
+    assert_eq!(sha256.status_at(&as_received(&any_case, "uSER@eXAMPLE.com"), NOW), Outcome::Valid);
+}
