@@ -308,8 +308,8 @@ batv_result batv_keyring_load(const char *path,
  * `batv_keyring_load`, and on failure a message for the administrator in `errbuf`.
  *
  * The message names the file, the line and what is wrong, for example
- * `keyring /etc/batv.keys line 4: unknown scheme: an 8-character word of letters, digits and
- * punctuation (expected hmac-sha256 or hmac-sha1)`; it never contains a secret. `errbuf` may be NULL (no message wanted); otherwise
+ * `keyring /etc/batv.keys line 4: unknown scheme: a word of 8 characters with punctuation
+ * (expected hmac-sha256 or hmac-sha1)`; it never contains a secret. `errbuf` may be NULL (no message wanted); otherwise
  * it receives `errbuf_len - 1` octets at most and a NUL (`BATV_ERROR_MAX` is a good size; a
  * longer message is cut at a character boundary). On success it receives the empty string.
  * For errors that are not about the keyring (NULL argument, panic) it receives the

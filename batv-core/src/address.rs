@@ -1,7 +1,4 @@
-//! Admission: what the raw octets a mail server received are (docs/scheme.md, "Admission").
-//!
-//! Every face hands addresses to the core as octets, and every entry point of the core starts
-//! here, so that every face classifies every address the same way.
+//! Admission (docs/scheme.md): what raw octets are; every entry point of the core starts here.
 
 use crate::error::AddressProblem;
 use crate::wire::{self, Tag, MAX_ADDRESS_LEN};
@@ -45,9 +42,8 @@ fn admit_text(raw: &[u8]) -> Result<Option<&str>, AddressProblem> {
     if matches!(raw, b"" | b"<>" | b"\"<>\"") {
         return Ok(None);
     }
-    // One pass finds whether anything needs a closer look (most addresses: nothing). A control
-    // character is named before every other problem: it is the one that can break a log line
-    // or a protocol a face prints the address into.
+    // One pass finds whether anything needs a closer look. A control character is named first:
+    // it can break a log line or a protocol a face prints the address into.
     let unusual = raw.iter().fold(false, |u, &b| u | matches!(b, 0..=0x20 | 0x7f.. | b'<' | b'>'));
     if unusual && raw.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(AddressProblem::ControlCharacter);
@@ -67,24 +63,15 @@ fn admit_text(raw: &[u8]) -> Result<Option<&str>, AddressProblem> {
         }
         _ => None,
     };
-    if unusual {
-        outside_quotes(text, quoted_until)?;
+    // `<`, `>` and whitespace (Unicode's too) are allowed only inside a quoted local part.
+    let outside = &text[quoted_until.unwrap_or(0)..];
+    if unusual && outside.bytes().any(|c| c == b'<' || c == b'>') {
+        return Err(AddressProblem::AngleBrackets);
+    }
+    if unusual && outside.chars().any(char::is_whitespace) {
+        return Err(AddressProblem::Whitespace);
     }
     Ok(Some(text))
-}
-
-/// `<`, `>` and whitespace are allowed only inside a quoted local part (RFC 5321), which ends
-/// at `quoted_until`; Unicode whitespace counts too, as a copy-and-paste accident rather than
-/// an address.
-fn outside_quotes(text: &str, quoted_until: Option<usize>) -> Result<(), AddressProblem> {
-    let outside = &text[quoted_until.unwrap_or(0)..];
-    if outside.bytes().any(|c| c == b'<' || c == b'>') {
-        Err(AddressProblem::AngleBrackets)
-    } else if outside.chars().any(char::is_whitespace) {
-        Err(AddressProblem::Whitespace)
-    } else {
-        Ok(())
-    }
 }
 
 /// The length of the quoted string (`"`, octets where `\` escapes the next, the first
@@ -104,10 +91,8 @@ fn quoted_string_len(b: &[u8]) -> Option<usize> {
     None
 }
 
-/// The address inside an SMTP path: `<user@example.com>` gives `user@example.com`, `<>` the
-/// empty null sender, and a source route (`<@relay.example:user@example.com>`, RFC 5321) is
-/// dropped; anything else comes back as it is. For faces that receive the path as the MTA
-/// wrote it (a milter's `MAIL FROM` and `RCPT TO` arguments).
+/// The address inside an SMTP path as an MTA writes it (a milter's arguments): `<a@b>` gives
+/// `a@b`, `<>` the empty null sender, and a source route is dropped; the rest is as it was.
 pub fn unbracket(raw: &[u8]) -> &[u8] {
     let [b'<', inner @ .., b'>'] = raw else { return raw };
     match inner {
@@ -119,8 +104,7 @@ pub fn unbracket(raw: &[u8]) -> &[u8] {
 /// Checks that an untagged address can be signed: qualified, and short enough once tagged.
 pub(crate) fn check_signable(text: &str) -> Result<(), AddressProblem> {
     let at = wire::last_at(text).ok_or(AddressProblem::NoAt)?;
-    // A quoted local part needs something between its quotes (`"x"`), or its tag would not
-    // parse back.
+    // A quoted local part needs something between its quotes (`"x"`) to parse back.
     let local = &text.as_bytes()[..at];
     if local.is_empty() || (local[0] == b'"' && local.len() < 3) {
         return Err(AddressProblem::EmptyLocalPart);

@@ -1,29 +1,9 @@
-//! Keyring files that long-running mail processes load once and reload when they change.
-//!
-//! [`CachedKeyring`] looks at its file at most once per [`CHECK_INTERVAL`]: a `stat`, and a
-//! reload only when the file changed. A file that is removed, unreadable, insecure or broken
-//! is an error from then on, also when good keys were loaded before: serving the old keys
-//! would sign with a key the administrator took away, and hide the mistake. The caller
-//! tempfails (451) on the error, so mail waits and nothing is lost.
-//!
-//! ```
-//! use batv_core::CachedKeyring;
-//! # let dir = std::env::temp_dir().join(format!("batv-cache-doc-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
-//! # let path = dir.join("batv.keys");
-//! # std::fs::write(&path, "key 1 hmac-sha1 text:secret\n").unwrap();
-//! # #[cfg(unix)] { use std::os::unix::fs::PermissionsExt;
-//! #   std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap(); }
-//! let keys = CachedKeyring::new(&path);
-//! let ring = keys.get().unwrap(); // loads the file
-//! let again = keys.get().unwrap(); // within a second: no disk access at all
-//! assert!(std::sync::Arc::ptr_eq(&ring, &again));
-//! # std::fs::remove_dir_all(&dir).unwrap();
-//! ```
+//! Keyring files that long-running processes load once and reload when they change.
 
 use crate::error::{KeyringError, KeyringErrorKind};
 use crate::keys::Keyring;
 use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -31,11 +11,11 @@ use std::time::{Duration, SystemTime};
 /// How often the file is looked at, at most (whole seconds of the wall clock).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A file changed this close to when it was loaded is read again at the next check: a second
-/// change within the same clock tick could leave its stamp unchanged.
+/// A file changed this recently is read again at the next check: a second change within the
+/// same clock tick could leave its stamp unchanged.
 const RACY_SECONDS: i64 = 2;
 
-/// Reads of a file that keeps changing while it is read, before that is reported as an error.
+/// Reads of a file that keeps changing while it is read, before that is an error.
 const READ_TRIES: u32 = 3;
 
 /// Most paths one [`KeyringCache`] keeps; further paths are loaded on every call.
@@ -52,9 +32,7 @@ struct FileStamp {
 }
 
 impl FileStamp {
-    #[cfg(unix)]
     fn of(meta: &Metadata) -> FileStamp {
-        use std::os::unix::fs::MetadataExt;
         FileStamp {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -64,15 +42,7 @@ impl FileStamp {
         }
     }
 
-    #[cfg(not(unix))]
-    fn of(meta: &Metadata) -> FileStamp {
-        let t = meta.modified().ok().and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
-        let mtime = t.map_or((0, 0), |d| (d.as_secs() as i64, i64::from(d.subsec_nanos())));
-        FileStamp { dev: 0, ino: 0, len: meta.len(), mtime, ctime: mtime }
-    }
-
-    /// Same file, same length and modification time. (The change time also moves when the
-    /// file is only renamed away, which leaves what was read intact.)
+    /// Same file, length and modification time (a rename moves the change time, not the content).
     fn same_content(&self, other: &FileStamp) -> bool {
         (self.dev, self.ino, self.len, self.mtime) == (other.dev, other.ino, other.len, other.mtime)
     }
@@ -95,6 +65,10 @@ struct State {
 }
 
 /// One keyring file, parsed once and reloaded when it changes. `Send + Sync`: share it.
+///
+/// The file is looked at (a `stat`) at most once per [`CHECK_INTERVAL`], and read again only
+/// when it changed. A file that goes missing, unreadable, insecure or broken is an error from
+/// then on, never the old keys, which would hide the mistake: the caller tempfails (451).
 pub struct CachedKeyring {
     path: PathBuf,
     /// Whole seconds between looks at the file.
@@ -127,14 +101,12 @@ impl CachedKeyring {
         &self.path
     }
 
-    /// The keyring as the file has it now (looked at no more than once per interval), or
-    /// the error that makes it unusable. Every answer is one whole keyring.
+    /// The keyring as the file has it now, or the error that makes it unusable.
     pub fn get(&self) -> Result<Arc<Keyring>, KeyringError> {
         self.get_at(crate::unix_now())
     }
 
-    /// [`CachedKeyring::get`] with the clock the caller read (Unix seconds), for a caller
-    /// that signs or verifies at that time too: one clock read serves both.
+    /// [`CachedKeyring::get`] with the clock the caller read (Unix seconds) to sign or verify.
     pub fn get_at(&self, now: i64) -> Result<Arc<Keyring>, KeyringError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         // A clock that went back is a reason to look, not to wait until it comes forward.
@@ -151,8 +123,8 @@ impl CachedKeyring {
 
     /// Stats the file and reloads it unless it is the version already loaded.
     fn look_at_file(&self, loaded: Option<(FileStamp, Arc<Keyring>)>, now: i64) -> State {
-        // A file rewritten in place can be read half-written, and half a `text:` secret is
-        // still a valid, wrong key: a read during which the file moved is never served.
+        // A read during which the file moved is never served: half a `text:` secret is still
+        // a valid, wrong key.
         let mut tries = 0;
         loop {
             let stamp = std::fs::metadata(&self.path).map(|m| FileStamp::of(&m));
@@ -161,8 +133,7 @@ impl CachedKeyring {
                     return State { answer: Ok(Arc::clone(ring)), stamp: Some(*stamp), checked_at: now };
                 }
             }
-            // Judged by the open file: the path may meanwhile name a new file (replaced by
-            // rename, as it should be), which the next check sees by its stamp.
+            // Judged by the open file; a file renamed over the path meanwhile is the next check's.
             let (answer, after, held_still) = match crate::keyfile::open(&self.path) {
                 Ok(mut file) => {
                     let opened = file.metadata().map(|m| FileStamp::of(&m));
@@ -186,8 +157,7 @@ impl CachedKeyring {
     }
 }
 
-/// Cached keyrings by path, for callers that are handed the path on every call (Exim's
-/// `${dlfunc}`). A server names one or two keyrings, so a short list serves.
+/// Cached keyrings by path, for callers handed the path on every call (Exim's `${dlfunc}`).
 #[derive(Debug, Default)]
 pub struct KeyringCache {
     paths: Mutex<Vec<CachedKeyring>>,
@@ -199,16 +169,14 @@ impl KeyringCache {
         KeyringCache::default()
     }
 
-    /// The keyring at `path`, loaded once and reloaded when the file changes. Beyond 64
-    /// different paths, further paths are loaded on every call.
+    /// The keyring at `path`, cached as [`CachedKeyring`] caches it (the first 64 paths).
     pub fn get(&self, path: &Path) -> Result<Arc<Keyring>, KeyringError> {
         self.get_at(path, crate::unix_now())
     }
 
     /// [`KeyringCache::get`] with the clock the caller read (Unix seconds).
     pub fn get_at(&self, path: &Path, now: i64) -> Result<Arc<Keyring>, KeyringError> {
-        // Looked up and asked under one lock: a process names one or two keyrings, and a
-        // reload of one briefly holds up the others, which costs less than sharing entries.
+        // One lock for all: a process names one or two keyrings.
         let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = paths.iter().find(|e| e.path.as_os_str() == path.as_os_str()) {
             return e.get_at(now);

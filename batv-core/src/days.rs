@@ -1,7 +1,4 @@
-//! Day stamps: the `DDD` field of a tag and the expiry window (docs/scheme.md, "Days").
-//!
-//! Euclidean division on `i64`: every `now`, negative, `i64::MIN` and `i64::MAX` included,
-//! has a defined answer without overflow.
+//! Day stamps and the expiry window (docs/scheme.md, "Days"), defined for every `i64` time.
 
 /// Seconds in one UTC day.
 pub const SECONDS_PER_DAY: i64 = 86_400;
@@ -36,15 +33,14 @@ pub fn expiry_stamp(now: i64, lifetime_days: u16) -> u16 {
     ((u32::from(today_stamp(now)) + u32::from(lifetime_days)) % u32::from(DAY_CYCLE)) as u16
 }
 
-/// Days from today until the stamp's day, modulo 1000 (unsigned, as draft-01 requires): a
-/// stamp for today gives 0, one for yesterday 999.
+/// Days from today until the stamp's day, modulo 1000: today 0, yesterday 999.
 pub fn remaining_days(stamp: u16, now: i64) -> u16 {
     let cycle = u32::from(DAY_CYCLE);
     ((u32::from(stamp) % cycle + cycle - u32::from(today_stamp(now))) % cycle) as u16
 }
 
-/// Whether a tag with this stamp is inside its window at `now`: through its whole expiry day,
-/// and up to `skew_days` more ahead (a signer whose clock runs ahead).
+/// Whether a tag with this stamp is inside its window at `now`: through its expiry day, and
+/// `skew_days` more ahead for a signer whose clock runs ahead.
 pub fn within_window(stamp: u16, now: i64, lifetime_days: u16, skew_days: u16) -> bool {
     u32::from(remaining_days(stamp, now)) <= u32::from(lifetime_days) + u32::from(skew_days)
 }

@@ -1,7 +1,4 @@
-//! Outcomes, reasons and errors, with the one table of their words and messages.
-//!
-//! Every face shows these words and messages as they are here (docs/scheme.md, "Outcomes").
-//! None of them ever holds a secret.
+//! Outcomes and errors: the one table of their words and messages, which never hold a secret.
 
 use core::fmt;
 use std::path::PathBuf;
@@ -34,8 +31,7 @@ impl Outcome {
         Outcome::Expired,
     ];
 
-    /// The outcome word: `valid`, `untagged`, `malformed`, `unknown-key`, `bad-signature` or
-    /// `expired`.
+    /// The outcome word: `valid`, `untagged`, `malformed`, `unknown-key`, ...
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Valid => "valid",
@@ -58,11 +54,6 @@ impl Outcome {
             Outcome::Expired => "expired: the tag's day is outside the window",
         }
     }
-
-    /// The outcome for an outcome word, the inverse of [`Outcome::as_str`].
-    pub fn from_word(word: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == word)
-    }
 }
 
 impl fmt::Display for Outcome {
@@ -71,8 +62,7 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// What is wrong with an address: one that is not an address at all, a `prvs=` tag that is
-/// not one, or (from `sign` only) one that cannot be signed.
+/// What is wrong with an address, its `prvs=` tag, or (from `sign`) its signed form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AddressProblem {
@@ -85,13 +75,11 @@ pub enum AddressProblem {
     NotUtf8,
     /// An ASCII control character (NUL, TAB, CR, LF, DEL, ...).
     ControlCharacter,
-    /// A `<` or `>` outside a quoted local part: a path as SMTP writes it. `<>` alone is the
-    /// null sender.
+    /// A `<` or `>` outside a quoted local part (`<>` alone is the null sender).
     AngleBrackets,
     /// A space or other whitespace outside a quoted local part.
     Whitespace,
-    /// A local part that opens a quote is not one quoted string that closes just before the
-    /// `@`.
+    /// A local part that opens a quote is not one quoted string closed just before the `@`.
     QuotedLocalPart,
     /// The character after `prvs=` is not a digit.
     BadKeyNumber,
@@ -228,29 +216,20 @@ impl fmt::Display for SignError {
 
 impl std::error::Error for SignError {}
 
-impl From<AddressProblem> for SignError {
-    fn from(p: AddressProblem) -> Self {
-        SignError::Address(p)
-    }
-}
-
-/// A policy setting that cannot be used. The faces name the setting; the message says what is
-/// wrong with it.
+/// A policy setting that cannot be used; the faces name the setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PolicyError {
     /// An exemption is not `user@domain`, `@domain` or `user@`.
     BadExemption,
-    /// An exemption is longer than an address can be ([`MAX_ADDRESS_LEN`](crate::MAX_ADDRESS_LEN)
-    /// octets), so it could match nothing.
+    /// An exemption is longer than an address can be, so it could match nothing.
     ExemptionTooLong {
         /// Its length in octets.
         len: usize,
     },
     /// An exemption holds a `*`: patterns are literal, and there are no wildcards.
     ExemptionWildcard {
-        /// The pattern that does what it meant (`@domain` for `*@domain`, `user@` for
-        /// `user@*`), when there is one.
+        /// The pattern that does what it meant (`@domain`, `user@`), if any.
         instead: Option<String>,
     },
     /// A bounce local part is empty or contains `@`.
@@ -350,9 +329,8 @@ impl fmt::Display for KeyringError {
 
 impl std::error::Error for KeyringError {}
 
-/// A word from a keyring file as an error shows it: a name the file format knows (a directive,
-/// a scheme) as written, any other word only described, since it may be a secret (typed where
-/// the scheme belongs, or half of a secret wrapped onto a line of its own).
+/// A word from a keyring file as an error shows it: a directive or scheme name as written, any
+/// other word (it may be a secret) only described.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileWord {
@@ -379,26 +357,15 @@ pub enum WordKind {
     LettersAndDigits,
     /// The base64 alphabet, with `+`, `/` or `=` among them.
     Base64,
-    /// It starts with a secret's prefix: `base64`, `hex` or `text` and a colon (held without
-    /// it, so that not even `Debug` writes a prefix that text could follow).
+    /// It starts with `base64`, `hex` or `text` and a colon (held without it, so that not even
+    /// `Debug` writes a prefix that text could follow).
     Secret(&'static str),
-    /// Anything else.
-    Mixed(CharKinds),
-}
-
-/// The kinds of character in a word that is none of the plainer [`WordKind`]s.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CharKinds {
-    /// ASCII letters.
-    pub letters: bool,
-    /// ASCII digits.
-    pub digits: bool,
-    /// ASCII punctuation.
-    pub punctuation: bool,
-    /// Characters outside ASCII.
-    pub non_ascii: bool,
-    /// Control characters.
-    pub control: bool,
+    /// A control character among them.
+    Control,
+    /// Characters outside ASCII among them.
+    NonAscii,
+    /// ASCII punctuation among them.
+    Punctuation,
 }
 
 impl fmt::Display for FileWord {
@@ -407,38 +374,20 @@ impl fmt::Display for FileWord {
             FileWord::Known(w) => return write!(f, "'{w}'"),
             FileWord::Unknown { chars, kind } => (*chars, kind),
         };
-        // "an 8-character word", "an 11-character word".
-        let a = if n.to_string().starts_with('8') || n == 11 || n == 18 { "an" } else { "a" };
         match kind {
             WordKind::Digits => write!(f, "a number of {n} digits"),
             WordKind::Letters => write!(f, "a word of {n} letters"),
             WordKind::LettersAndDigits => write!(f, "a word of {n} letters and digits"),
-            WordKind::Base64 => write!(f, "{a} {n}-character word of base64 characters"),
-            WordKind::Secret(prefix) => {
-                write!(f, "{a} {n}-character word that starts with {prefix}:, like a secret")
-            }
-            WordKind::Mixed(k) => {
-                let names = [
-                    (k.letters, "letters"),
-                    (k.digits, "digits"),
-                    (k.punctuation, "punctuation"),
-                    (k.non_ascii, "non-ASCII characters"),
-                    (k.control, "control characters"),
-                ];
-                let present: Vec<&str> = names.iter().filter(|p| p.0).map(|p| p.1).collect();
-                write!(f, "{a} {n}-character word of ")?;
-                match present.split_last() {
-                    Some((last, [])) => f.write_str(last),
-                    Some((last, rest)) => write!(f, "{} and {last}", rest.join(", ")),
-                    None => f.write_str("characters"),
-                }
-            }
+            WordKind::Base64 => write!(f, "a word of {n} base64 characters"),
+            WordKind::Secret(prefix) => write!(f, "a word of {n} characters that starts with {prefix}:, like a secret"),
+            WordKind::Control => write!(f, "a word of {n} characters, a control character among them"),
+            WordKind::NonAscii => write!(f, "a word of {n} characters, some not ASCII"),
+            WordKind::Punctuation => write!(f, "a word of {n} characters with punctuation"),
         }
     }
 }
 
-/// An access ACL entry of a keyring file that lets someone other than its owner and group use
-/// it (docs/scheme.md, "Keyring file").
+/// An access ACL entry that lets someone besides the owner and group use a keyring file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AclGrant {
@@ -495,8 +444,7 @@ pub enum KeyringErrorKind {
         /// The file's permission bits.
         mode: u32,
     },
-    /// The file belongs to a user who is neither root nor the user of this process: that user
-    /// could rewrite the keys.
+    /// The file's owner is neither root nor the user of this process.
     ForeignOwner {
         /// The owner's user id.
         uid: u32,
@@ -552,11 +500,9 @@ pub enum KeyringErrorKind {
     BadRetired,
     /// Every key number holds a key whose tags may still verify: a new key would replace one.
     NoFreeKeyNumber {
-        /// The key to retire first: the one that may be pruned soonest, or, when no key records
-        /// when it stopped signing, the first after the sign key.
+        /// The key to retire first.
         retire: u8,
-        /// The first UTC day number on which it may be pruned, when the keyring records when it
-        /// stopped signing.
+        /// The first UTC day number on which it may be pruned, if recorded.
         prunable_from: Option<i64>,
     },
     /// No key has this number.

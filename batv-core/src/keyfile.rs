@@ -1,8 +1,8 @@
 //! The keyring file (docs/scheme.md, "Keyring file"): parsing, writing and permissions.
 
-use crate::days::{DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS, MAX_LIFETIME_DAYS, MAX_SKEW_DAYS};
-use crate::error::{AclGrant, CharKinds, FileWord, KeyringError, KeyringErrorKind, WordKind};
-use crate::keys::{Key, Keyring, SecretEncoding, KEY_SLOTS, MIN_ENCODED_SECRET_LEN};
+use crate::days::{DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS};
+use crate::error::{AclGrant, FileWord, KeyringError, KeyringErrorKind, WordKind};
+use crate::keys::{valid_lifetime, valid_skew, Key, Keyring, SecretEncoding, KEY_SLOTS, MIN_ENCODED_SECRET_LEN};
 use crate::mac::Scheme;
 use base64ct::Encoding as _;
 use std::path::Path;
@@ -14,17 +14,15 @@ impl Keyring {
         parse_text(text)
     }
 
-    /// Loads a keyring file, refusing what is not a regular file, and a file that users other
-    /// than its owner and group could read or write (by its mode or its ACL) or whose owner is
-    /// neither root nor the user of this process.
+    /// Loads a keyring file: a regular file, owned by root or this user, that no one but its
+    /// owner and group may use (by its mode or ACL) and its group may only read.
     pub fn load(path: impl AsRef<Path>) -> Result<Keyring, KeyringError> {
         let path = path.as_ref();
         let mut file = open(path).map_err(|kind| KeyringError::new(kind).in_file(path))?;
         Keyring::load_file(path, &mut file)
     }
 
-    /// [`Keyring::load`] from a file already opened at `path` by [`open`] (the cached loader
-    /// checks the open file, not the path, for changes during the read).
+    /// [`Keyring::load`] of a file already opened at `path` by [`open`].
     pub(crate) fn load_file(path: &Path, file: &mut std::fs::File) -> Result<Keyring, KeyringError> {
         let at = |kind| KeyringError::new(kind).in_file(path);
         // The open file is judged, not the path, which may meanwhile name another.
@@ -48,8 +46,8 @@ impl Keyring {
 
     /// The keyring as file text, secrets included: write it only to a file of mode 0600.
     pub fn to_file_text(&self) -> Zeroizing<String> {
-        // Sized for the whole text up front (an encoded secret is at most 2n + 4 octets): a
-        // String that grows by reallocation frees its old buffer with the secrets still in it.
+        // Sized up front (a secret encodes to at most 2n + 4 octets): a reallocation would free
+        // a buffer with the secrets still in it.
         let size = 256 + self.keys().map(|k| 32 + 2 * k.secret.len() + 4).sum::<usize>();
         let mut s = Zeroizing::new(String::with_capacity(size));
         s.push_str("# batv keyring: keep this file secret (mode 0600). See docs/scheme.md.\n");
@@ -85,78 +83,72 @@ impl Keyring {
     }
 }
 
-/// Opens a keyring file to read, never waiting: opening a FIFO blocks until a writer comes,
-/// and a mail server would wait with it for good. What the path names is looked at first, so
-/// that a device (some act when opened) is not opened; `O_NONBLOCK` covers a FIFO put there
-/// after that look, which [`Keyring::load_file`] then refuses as the file it opened.
+/// Opens a keyring file without ever waiting (a FIFO would hold a mail server for good): a device
+/// or FIFO is refused before the open, and `O_NONBLOCK` covers one swapped in after the look.
 pub(crate) fn open(path: &Path) -> Result<std::fs::File, KeyringErrorKind> {
     let io = |e: std::io::Error| KeyringErrorKind::Io(e.kind());
     if !std::fs::metadata(path).map_err(io)?.is_file() {
         return Err(KeyringErrorKind::NotAFile);
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use rustix::fs::OFlags;
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NOCTTY: a terminal swapped in does not become the process's controlling terminal.
-        options.custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32);
-    }
-    options.open(path).map_err(io)
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOCTTY: a terminal swapped in does not become the process's controlling terminal.
+    let flags = (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32;
+    std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(io)
 }
 
 /// Who besides the owner and group may use the file, and who owns it.
-#[cfg(unix)]
 fn check_access(file: &std::fs::File, meta: &std::fs::Metadata) -> Result<(), KeyringErrorKind> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    // Another user who owns the file can rewrite the keys, whatever its mode; root and the user
-    // of this process could anyway.
+    // Another owner could rewrite the keys whatever the mode; root and this user could anyway.
     let (uid, euid) = (meta.uid(), rustix::process::geteuid().as_raw());
     if uid != 0 && uid != euid {
         return Err(KeyringErrorKind::ForeignOwner { uid, euid });
     }
-    // Before the mode: with an ACL the mode's group bits are its mask, and the entry is what to
-    // name.
+    // Before the mode: with an ACL the group bits are its mask, and the entry is what to name.
     check_acl(file)?;
     let mode = meta.permissions().mode() & 0o7777;
-    // Group read is allowed so that an MTA's group (Debian-exim) can read a root-owned file;
-    // any access by others, or group write, is refused.
+    // Group read lets an MTA's group (Debian-exim) read a root-owned file.
     if mode & 0o027 != 0 {
         return Err(KeyringErrorKind::InsecurePermissions { mode });
     }
     Ok(())
 }
 
-#[cfg(not(unix))]
-fn check_access(_file: &std::fs::File, _meta: &std::fs::Metadata) -> Result<(), KeyringErrorKind> {
-    Ok(())
-}
+/// The extended attribute that holds a file's POSIX access ACL.
+pub(crate) const ACCESS_ACL: &str = "system.posix_acl_access";
 
-/// The file's access ACL, judged by [`judge_acl`]. No ACL, or a file system without them, is
-/// no grant.
-#[cfg(target_os = "linux")]
-fn check_acl(file: &std::fs::File) -> Result<(), KeyringErrorKind> {
+/// The file's access ACL as stored, if it has one; a file system without ACLs has none.
+pub(crate) fn access_acl(file: impl std::os::fd::AsFd) -> std::io::Result<Option<Vec<u8>>> {
     use rustix::io::Errno;
     // XATTR_SIZE_MAX: no attribute is longer, so the read never fails for want of room.
     let mut buf = vec![0u8; 65_536];
-    match rustix::fs::fgetxattr(file, "system.posix_acl_access", &mut buf[..]) {
-        Ok(n) => judge_acl(buf.get(..n).unwrap_or_default()).map_err(KeyringErrorKind::AclGrant),
-        Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(()),
-        Err(e) => Err(KeyringErrorKind::Io(std::io::Error::from(e).kind())),
+    match rustix::fs::fgetxattr(file, ACCESS_ACL, &mut buf[..]) {
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(Some(buf))
+        }
+        Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-#[cfg(all(unix, not(target_os = "linux")))]
+#[cfg(target_os = "linux")]
+fn check_acl(file: &std::fs::File) -> Result<(), KeyringErrorKind> {
+    match access_acl(file) {
+        Ok(Some(acl)) => judge_acl(&acl).map_err(KeyringErrorKind::AclGrant),
+        Ok(None) => Ok(()),
+        Err(e) => Err(KeyringErrorKind::Io(e.kind())),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
 fn check_acl(_file: &std::fs::File) -> Result<(), KeyringErrorKind> {
     Ok(())
 }
 
-/// The rule for ACL entries (docs/scheme.md, "Keyring file"): a named user may have no access
-/// at all, and a named group may read, as the file's own group may, but not write. What an
-/// entry allows is its permission within the mask. `xattr` is Linux's `system.posix_acl_access`:
-/// a little-endian u32 version (2), then entries of u16 tag, u16 permission bits, u32 uid or gid.
-/// One that is not in that form cannot be judged, and is refused.
+/// The rule for ACL entries (docs/scheme.md, "Keyring file"): within the mask, a named user may
+/// have no access, a named group only read. `xattr` is Linux's form (a u32 version 2, then u16
+/// tag, u16 permissions, u32 id, little-endian); any other is refused.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn judge_acl(xattr: &[u8]) -> Result<(), AclGrant> {
     const USER: u16 = 0x02;
@@ -203,8 +195,7 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
 
     for (index, raw) in text.split('\n').enumerate() {
         let n = index + 1;
-        // Every trailing CR is line-end noise (CRLF, or CR CR LF from a twice-converted file),
-        // never part of a `text:` secret: to_file_text could not write such a secret back.
+        // Trailing CRs are line-end noise, never part of a `text:` secret (it could not be written back).
         let line = raw.trim_end_matches('\r');
         let err = |kind| KeyringError::at_line(n, kind);
         let Some((word, rest)) = next_word(line) else { continue };
@@ -238,28 +229,8 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
                     return Err(err(KeyringErrorKind::DuplicateSetting("sign-key")));
                 }
             }
-            "lifetime-days" => {
-                let v = single_value(rest, "the number of days").map_err(err)?;
-                let d = v
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|d| (1..=MAX_LIFETIME_DAYS).contains(d))
-                    .ok_or(err(KeyringErrorKind::LifetimeOutOfRange))?;
-                if lifetime.replace(d).is_some() {
-                    return Err(err(KeyringErrorKind::DuplicateSetting("lifetime-days")));
-                }
-            }
-            "skew-days" => {
-                let v = single_value(rest, "the number of days").map_err(err)?;
-                let d = v
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|d| *d <= MAX_SKEW_DAYS)
-                    .ok_or(err(KeyringErrorKind::SkewOutOfRange))?;
-                if skew.replace(d).is_some() {
-                    return Err(err(KeyringErrorKind::DuplicateSetting("skew-days")));
-                }
-            }
+            "lifetime-days" => set_days(&mut lifetime, rest, "lifetime-days", valid_lifetime).map_err(err)?,
+            "skew-days" => set_days(&mut skew, rest, "skew-days", valid_skew).map_err(err)?,
             "retired" => {
                 let (number, rest) = next_word(rest).ok_or(err(KeyringErrorKind::BadRetired))?;
                 let date = single_value(rest, "the date").map_err(|_| err(KeyringErrorKind::BadRetired))?;
@@ -292,8 +263,7 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
             return Err(KeyringError::at_line(last_key_line, KeyringErrorKind::MissingSignKey))
         }
     };
-    // A record for a key that signs again, or whose line was deleted by hand (a leaked key),
-    // is out of date, not an error: the keyring must keep working.
+    // A record of a key that signs again, or was deleted by hand, is stale, not an error.
     for (k, day) in retired {
         if let Some(key) = keys[usize::from(k)].as_mut().filter(|_| k != sign_key) {
             key.stopped = Some(day);
@@ -310,10 +280,8 @@ fn parse_text(text: &str) -> Result<Keyring, KeyringError> {
 /// The directives of a keyring file.
 const DIRECTIVES: [&str; 5] = ["key", "sign-key", "retired", "lifetime-days", "skew-days"];
 
-/// A word from the file as an error shows it: a directive or scheme name (in any case) as
-/// written; any other word may be a secret, short or long (`key 1 Hunter2`, the second half of
-/// a wrapped base64 secret), so only its length and kind are shown. Every message that names
-/// a word from the file takes it from here.
+/// A word from the file as every error shows it: a directive or scheme name as written; any
+/// other may be a secret (`key 1 Hunter2`, half of a wrapped one), so only described.
 fn shown_word(word: &str) -> FileWord {
     let known = |name: &str| name.eq_ignore_ascii_case(word);
     if DIRECTIVES.iter().any(|d| known(d)) || Scheme::from_name(word).is_some() {
@@ -332,15 +300,12 @@ fn shown_word(word: &str) -> FileWord {
         WordKind::LettersAndDigits
     } else if all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')) {
         WordKind::Base64
+    } else if word.chars().any(char::is_control) {
+        WordKind::Control
+    } else if !word.is_ascii() {
+        WordKind::NonAscii
     } else {
-        let any = |f: fn(&char) -> bool| word.chars().any(|c| f(&c));
-        WordKind::Mixed(CharKinds {
-            letters: any(char::is_ascii_alphabetic),
-            digits: any(char::is_ascii_digit),
-            punctuation: any(char::is_ascii_punctuation),
-            non_ascii: any(|c| !c.is_ascii()),
-            control: any(|c| c.is_control()),
-        })
+        WordKind::Punctuation
     };
     FileWord::Unknown { chars, kind }
 }
@@ -349,6 +314,20 @@ fn parse_digit(s: &str) -> Option<u8> {
     match s.as_bytes() {
         [d @ b'0'..=b'9'] => Some(d - b'0'),
         _ => None,
+    }
+}
+
+/// A `lifetime-days` or `skew-days` line, checked by the keyring's rule for that setting.
+fn set_days(
+    slot: &mut Option<u16>,
+    rest: &str,
+    name: &'static str,
+    valid: fn(u16) -> Result<u16, KeyringErrorKind>,
+) -> Result<(), KeyringErrorKind> {
+    let days = valid(single_value(rest, "the number of days")?.parse().unwrap_or(u16::MAX))?;
+    match slot.replace(days) {
+        Some(_) => Err(KeyringErrorKind::DuplicateSetting(name)),
+        None => Ok(()),
     }
 }
 
@@ -417,9 +396,7 @@ pub fn day_of_date(date: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    /// A FIFO put at the path after [`super::open`] looked at it is opened without waiting
-    /// (as `open` opens) and refused as the file that was opened.
-    #[cfg(unix)]
+    /// A FIFO swapped in after [`super::open`] looked is refused as the file that was opened.
     #[test]
     fn the_open_file_is_judged_not_the_path() {
         use std::os::unix::fs::OpenOptionsExt;

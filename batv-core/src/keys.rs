@@ -82,8 +82,7 @@ impl Key {
         self.scheme
     }
 
-    /// The UTC day number (days since 1970-01-01) on which this key stopped signing, if the
-    /// keyring records it: every key that a promotion or rotation took the signing from.
+    /// The UTC day number (days since 1970-01-01) on which this key stopped signing, if recorded.
     pub fn stopped_signing(&self) -> Option<i64> {
         self.stopped
     }
@@ -100,35 +99,14 @@ impl fmt::Debug for Key {
     }
 }
 
-/// An immutable set of up to ten keys with the lifetime and skew that go with them.
-///
-/// `Send + Sync`: build it once and share it between threads. One key signs; all verify.
-///
-/// ```
-/// use batv_core::Keyring;
-/// let keys = Keyring::parse("key 1 hmac-sha1 text:secret\n").unwrap();
-/// let now = 1_795_700_000; // 2026-11-26 12:53 UTC
-/// let signed = keys.sign_at("user@example.com", now).unwrap();
-/// assert_eq!(signed, "prvs=1790c1c5ba=user@example.com");
-/// assert_eq!(keys.verify_at(&signed, now).unwrap().to_string(), "user@example.com");
-/// ```
-#[derive(Clone)]
+/// Up to ten keys, one of which signs, with their lifetime and skew; `Send + Sync`, so build it
+/// once and share it (the crate's page has an example).
+#[derive(Clone, Debug)]
 pub struct Keyring {
     pub(crate) keys: [Option<Key>; KEY_SLOTS],
     pub(crate) sign_key: u8,
     pub(crate) lifetime_days: u16,
     pub(crate) skew_days: u16,
-}
-
-impl fmt::Debug for Keyring {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring")
-            .field("keys", &self.keys().collect::<Vec<_>>())
-            .field("sign_key", &self.sign_key)
-            .field("lifetime_days", &self.lifetime_days)
-            .field("skew_days", &self.skew_days)
-            .finish()
-    }
 }
 
 impl Keyring {
@@ -145,23 +123,20 @@ impl Keyring {
         Key::generate(1, Scheme::HmacSha256).map(Keyring::with_key).map_err(KeyringError::new)
     }
 
-    /// This keyring with a new generated key of the sign key's scheme under a free key number
-    /// (see [`Keyring::new_key_number`]), which signs from `now` on: [`Keyring::added`] and
-    /// [`Keyring::promoted`] in one step, for a single host.
+    /// [`Keyring::added`] with the sign key's scheme, then [`Keyring::promoted`]: one host's
+    /// rotation.
     pub fn rotated(&self, now: i64) -> Result<Keyring, KeyringError> {
         self.rotated_with(self.signing_key().scheme, now)
     }
 
-    /// Like [`Keyring::rotated`], with a new key of `scheme`: how a keyring shared with Exim's
-    /// `${prvs}` (hmac-sha1) moves to hmac-sha256. The old keys keep verifying.
+    /// [`Keyring::rotated`] to a new key of `scheme` (from Exim's hmac-sha1 to hmac-sha256).
     pub fn rotated_with(&self, scheme: Scheme, now: i64) -> Result<Keyring, KeyringError> {
         let number = self.new_key_number(now)?;
         self.with_new_key(number, scheme)?.promoted(number, now)
     }
 
-    /// This keyring with a new generated key of `scheme` under a free key number (see
-    /// [`Keyring::new_key_number`]), which verifies but does not sign yet: the first step of a
-    /// rotation across several hosts (docs/operations.md).
+    /// This keyring with a new generated key of `scheme` under [`Keyring::new_key_number`],
+    /// which verifies but does not sign yet (docs/operations.md).
     pub fn added(&self, scheme: Scheme, now: i64) -> Result<Keyring, KeyringError> {
         let number = self.new_key_number(now)?;
         self.with_new_key(number, scheme)
@@ -174,10 +149,8 @@ impl Keyring {
     }
 
     /// The number a new key takes as of `now` (docs/scheme.md, "Keyring file"): the first free
-    /// number after the sign key, counting up and wrapping from 9 to 0. When all ten are taken,
-    /// the first in that order whose key [`Keyring::prunable`] says may go, so that the new key
-    /// replaces only a key none of whose tags can verify. When none may go, the error names the
-    /// key to retire first, and from when it may be pruned if the keyring records that.
+    /// one after the sign key (9 wraps to 0), else the first [`Keyring::prunable`] one, else an
+    /// error naming the key to retire first.
     pub fn new_key_number(&self, now: i64) -> Result<u8, KeyringError> {
         let slots = KEY_SLOTS as u8;
         let order = (1..slots).map(|i| (self.sign_key + i) % slots);
@@ -187,8 +160,7 @@ impl Keyring {
         if let Some(n) = order.clone().find(|&n| self.prunable(n, now)) {
             return Ok(n);
         }
-        // The key that may be pruned soonest; with no record of when any stopped signing, the
-        // first in the order, which only the administrator can judge.
+        // The key prunable soonest; with no records, the first in order, for the admin to judge.
         let recorded = order.clone().filter_map(|n| Some((self.key(n)?.stopped?, n))).min_by_key(|r| r.0);
         let (retire, prunable_from) = match recorded {
             Some((day, n)) => (n, Some(day + self.window_days() + 1)),
@@ -197,8 +169,8 @@ impl Keyring {
         Err(KeyringError::new(KeyringErrorKind::NoFreeKeyNumber { retire, prunable_from }))
     }
 
-    /// This keyring with key `number` signing from `now` on. The key that signed until now is
-    /// recorded as having stopped signing today; the new sign key loses any such record.
+    /// This keyring with key `number` signing from `now` on; the old sign key is recorded as
+    /// having stopped signing today.
     pub fn promoted(&self, number: u8, now: i64) -> Result<Keyring, KeyringError> {
         if self.key(number).is_none() {
             return Err(KeyringError::new(KeyringErrorKind::NoSuchKey(number)));
@@ -227,9 +199,8 @@ impl Keyring {
         ring
     }
 
-    /// Whether key `number` stopped signing more than `lifetime + skew` days before `now`, so
-    /// that no tag it made can still verify. A key with no record of when it stopped signing
-    /// is never prunable.
+    /// Whether key `number` is recorded as having stopped signing more than `lifetime + skew`
+    /// days before `now`, so that no tag it made can still verify.
     pub fn prunable(&self, number: u8, now: i64) -> bool {
         let stopped = self.key(number).and_then(|k| k.stopped);
         stopped.is_some_and(|day| days::day_number(now) > day + self.window_days())
@@ -242,19 +213,13 @@ impl Keyring {
 
     /// This keyring with another lifetime (1-365 days).
     pub fn with_lifetime_days(mut self, days: u16) -> Result<Keyring, KeyringErrorKind> {
-        if !(1..=MAX_LIFETIME_DAYS).contains(&days) {
-            return Err(KeyringErrorKind::LifetimeOutOfRange);
-        }
-        self.lifetime_days = days;
+        self.lifetime_days = valid_lifetime(days)?;
         Ok(self)
     }
 
     /// This keyring with another skew (0-7 days).
     pub fn with_skew_days(mut self, days: u16) -> Result<Keyring, KeyringErrorKind> {
-        if days > MAX_SKEW_DAYS {
-            return Err(KeyringErrorKind::SkewOutOfRange);
-        }
-        self.skew_days = days;
+        self.skew_days = valid_skew(days)?;
         Ok(self)
     }
 
@@ -291,11 +256,8 @@ impl Keyring {
         self.sign_at(address, days::unix_now())
     }
 
-    /// Signs an envelope sender as of `now` (Unix seconds).
-    ///
-    /// The null sender and tagged addresses come back unchanged. What is not an address, an
-    /// unqualified address, or one whose signed form would exceed 254 octets is an error:
-    /// send it untagged.
+    /// Signs an envelope sender as of `now` (Unix seconds). The null sender and tagged addresses
+    /// come back unchanged; an error means: send it untagged.
     pub fn sign_at(&self, address: &str, now: i64) -> Result<String, SignError> {
         let mut buf = [0u8; SIGNED_MAX];
         match self.sign_into(address, now, &mut buf)? {
@@ -305,11 +267,8 @@ impl Keyring {
         }
     }
 
-    /// Signs the octets of an address into a caller buffer without allocating.
-    ///
-    /// [`Signed::Unchanged`] for the null sender and tagged addresses (the caller uses the
-    /// input as it is), else [`Signed::Written`] with the length of the signed address in
-    /// `out`. [`SIGNED_MAX`] octets always suffice.
+    /// Signs the octets of an address into `out` without allocating ([`SIGNED_MAX`] octets
+    /// always suffice).
     pub fn sign_into<A: AsRef<[u8]> + ?Sized>(
         &self,
         address: &A,
@@ -318,10 +277,10 @@ impl Keyring {
     ) -> Result<Signed, SignError> {
         let text = match admit(address.as_ref()) {
             Admission::Null | Admission::Tagged(_) => return Ok(Signed::Unchanged),
-            Admission::Malformed(p) => return Err(p.into()),
+            Admission::Malformed(p) => return Err(SignError::Address(p)),
             Admission::Untagged(text) => text,
         };
-        address::check_signable(text)?;
+        address::check_signable(text).map_err(SignError::Address)?;
         let key = self.signing_key();
         let kddd = kddd(key.number, days::expiry_stamp(now, self.lifetime_days));
         let mac = key.mac.tag(&kddd, Original::whole(text));
@@ -335,8 +294,8 @@ impl Keyring {
         self.verify_at(address, days::unix_now())
     }
 
-    /// Verifies a tagged address as of `now` and returns the original address, borrowed from
-    /// the input, or why it is not valid. Never allocates.
+    /// The original address of a valid tag as of `now`, borrowed from the input, or why the
+    /// address is not valid. Never allocates.
     pub fn verify_at<'a, A: AsRef<[u8]> + ?Sized>(
         &self,
         address: &'a A,
@@ -370,6 +329,16 @@ impl Keyring {
     pub fn status<A: AsRef<[u8]> + ?Sized>(&self, address: &A) -> Outcome {
         self.status_at(address, days::unix_now())
     }
+}
+
+/// The rule for `lifetime-days`: 1 to 365.
+pub(crate) fn valid_lifetime(days: u16) -> Result<u16, KeyringErrorKind> {
+    (1..=MAX_LIFETIME_DAYS).contains(&days).then_some(days).ok_or(KeyringErrorKind::LifetimeOutOfRange)
+}
+
+/// The rule for `skew-days`: 0 to 7.
+pub(crate) fn valid_skew(days: u16) -> Result<u16, KeyringErrorKind> {
+    (days <= MAX_SKEW_DAYS).then_some(days).ok_or(KeyringErrorKind::SkewOutOfRange)
 }
 
 /// What [`Keyring::sign_into`] did.

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#[cfg(not(unix))]
+compile_error!("batv-core runs on Unix, where mail servers run: its keyring checks are Unix's.");
 
 mod address;
 mod cache;
@@ -11,7 +13,6 @@ mod keyfile;
 mod keys;
 mod mac;
 mod policy;
-#[cfg(unix)]
 pub mod store;
 mod wire;
 
@@ -21,7 +22,7 @@ pub use address::{admit, unbracket, Admission};
 pub use cache::{CachedKeyring, KeyringCache, CHECK_INTERVAL};
 pub use days::{unix_now, DEFAULT_LIFETIME_DAYS, DEFAULT_SKEW_DAYS};
 pub use error::{
-    AclGrant, AddressProblem, CharKinds, FileWord, KeyringError, KeyringErrorKind, Outcome,
+    AclGrant, AddressProblem, FileWord, KeyringError, KeyringErrorKind, Outcome,
     PolicyError, SignError, VerifyError, WordKind,
 };
 pub use keys::{
@@ -32,9 +33,8 @@ pub use mac::Scheme;
 pub use policy::{Policy, Reason, Verdict, DEFAULT_BOUNCE_LOCAL_PARTS};
 pub use wire::{Original, Tag, MAX_ADDRESS_LEN};
 
-/// The address without its tags, unverified (for allow-lists and logs): every tag of
-/// docs/scheme.md, "Strip", is removed, nested ones too. Anything else, the address with a
-/// malformed tag or what is not an address at all, comes back as it is.
+/// The address without its tags (docs/scheme.md, "Strip"), unverified, for allow-lists and logs;
+/// anything else comes back as it is.
 ///
 /// ```
 /// assert_eq!(&*batv_core::strip("prvs=1790c1c5ba=user@example.com"), b"user@example.com");

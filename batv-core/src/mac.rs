@@ -1,7 +1,4 @@
-//! The two MAC schemes (docs/scheme.md, "MAC schemes"), on RustCrypto's `hmac`.
-//!
-//! Each key is keyed once, when the keyring is built; a tag clones that state, feeds it
-//! `K DDD` and the address, and keeps the first three octets.
+//! The two MAC schemes (docs/scheme.md, "MAC schemes"), on RustCrypto's `hmac`, keyed once.
 
 use crate::wire::{Original, Tag};
 use core::fmt;
@@ -50,8 +47,7 @@ pub(crate) enum KeyMac {
     Sha1(Hmac<Sha1>),
 }
 
-// An `Hmac` keeps its keyed state as two hash cores, which stand for the secret: this fails
-// to compile if RustCrypto's `zeroize` feature, which wipes them on drop, is ever dropped.
+// The keyed state stands for the secret: this fails to compile without `hmac`'s `zeroize`.
 const _: () = {
     const fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
     wiped_on_drop::<<Sha256 as hmac::EagerHash>::Core>();
@@ -77,9 +73,8 @@ impl KeyMac {
         out
     }
 
-    /// Whether a parsed tag's MAC matches, compared in constant time. `hmac-sha1` tries the
-    /// address as received, then with the domain lower-cased (Exim's `${prvs}` signs that way),
-    /// then all lower-cased (a verifier handed a lower-cased copy).
+    /// Whether a tag's MAC matches, in constant time. `hmac-sha1` tries the address as received,
+    /// its domain lower-cased (as Exim signs), then all of it lower-cased.
     pub(crate) fn matches(&self, tag: &Tag<'_>) -> bool {
         let (o, kddd, want) = (tag.original, tag.kddd(), tag.mac());
         match self {

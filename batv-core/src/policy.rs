@@ -1,11 +1,11 @@
-//! The bounce policy (docs/scheme.md, "Bounce policy"): one decision per recipient of one SMTP
-//! transaction.
+//! The bounce policy (docs/scheme.md, "Bounce policy"): one decision per recipient.
 
 use crate::address::{admit, Admission};
 use crate::error::{Outcome, PolicyError, VerifyError};
 use crate::keys::Keyring;
 use crate::wire::MAX_ADDRESS_LEN;
 use core::fmt;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// Why a recipient was accepted or rejected; the same word in every face.
@@ -120,10 +120,8 @@ pub struct Verdict {
     pub monitored: bool,
 }
 
-/// The exemptions, each kept as its pattern ASCII-lowercased: `user@domain`, `@domain` or
-/// `user@`. A recipient's three candidate keys are slices of its own lowercased form, so a
-/// check is three lookups in an ordered set, not a pass over every exemption, and adding is one
-/// insertion.
+/// The exemptions, ASCII-lowercased: a check is three lookups (`user@domain`, `user@`,
+/// `@domain`) of slices of the recipient's lowercased form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Exemptions(BTreeSet<Box<[u8]>>);
 
@@ -171,34 +169,11 @@ impl Exemptions {
     }
 }
 
-/// The local part and domain of an address's octets, split at the last `@`.
-fn split(address: &[u8]) -> (&[u8], &[u8]) {
-    match address.iter().rposition(|&b| b == b'@') {
-        Some(at) => (&address[..at], &address[at + 1..]),
-        None => (address, b""),
-    }
-}
-
 /// The bounce policy: exemptions, which senders are bounces, and monitor mode.
-///
-/// ```
-/// use batv_core::{Keyring, Policy};
-/// let keys = Keyring::parse("key 1 hmac-sha256 text:secret\n").unwrap();
-/// let mut policy = Policy::default();
-/// policy.add_exempt("dmarc-reports@example.com").unwrap();
-/// let now = 1_795_700_000;
-/// let v = policy.check(&keys, "", "user@example.com", now);
-/// assert!(!v.accepted);
-/// assert_eq!(v.reason.as_str(), "untagged");
-/// let tagged = keys.sign_at("user@example.com", now).unwrap();
-/// let v = policy.check(&keys, "", &tagged, now);
-/// assert_eq!(v.deliver_to.as_deref(), Some("user@example.com"));
-/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     exemptions: Exemptions,
-    /// `None`: [`DEFAULT_BOUNCE_LOCAL_PARTS`].
-    bounce_local_parts: Option<Vec<String>>,
+    bounce_local_parts: Cow<'static, [Cow<'static, str>]>,
     monitor: bool,
 }
 
@@ -212,14 +187,15 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// No exemptions, `mailer-daemon` as the only bounce local part, monitor mode off. A
-    /// constant, so a `static` can hold it.
-    pub const DEFAULT: Policy = Policy { exemptions: Exemptions::EMPTY, bounce_local_parts: None, monitor: false };
+    /// No exemptions, `mailer-daemon` as the only bounce local part, monitor mode off.
+    pub const DEFAULT: Policy = Policy {
+        exemptions: Exemptions::EMPTY,
+        bounce_local_parts: Cow::Borrowed(&[Cow::Borrowed(DEFAULT_BOUNCE_LOCAL_PARTS[0])]),
+        monitor: false,
+    };
 
-    /// Adds an exemption (`user@domain`, `@domain` or `user@`, compared ASCII
-    /// case-insensitively). Patterns are literal: one with a `*` is refused, with the form that
-    /// does what it meant when there is one, and so is one longer than an address can be. On an
-    /// error the policy is unchanged. Adding the same exemption twice keeps one.
+    /// Adds an exemption: `user@domain`, `@domain` or `user@`, literal (no `*`), compared ASCII
+    /// case-insensitively. On an error the policy is unchanged.
     pub fn add_exempt(&mut self, pattern: &str) -> Result<(), PolicyError> {
         self.exemptions.0.insert(parse_exemption(pattern)?);
         Ok(())
@@ -238,9 +214,9 @@ impl Policy {
             if p.is_empty() || p.contains('@') {
                 return Err(PolicyError::BadBounceLocalPart);
             }
-            v.push(p.to_owned());
+            v.push(Cow::Owned(p.to_owned()));
         }
-        self.bounce_local_parts = Some(v);
+        self.bounce_local_parts = Cow::Owned(v);
         Ok(())
     }
 
@@ -256,11 +232,7 @@ impl Policy {
 
     /// The local parts whose senders count as bounces besides the null sender.
     pub fn bounce_local_parts(&self) -> impl Iterator<Item = &str> {
-        let (set, default) = match &self.bounce_local_parts {
-            Some(v) => (v.as_slice(), &[][..]),
-            None => (&[][..], &DEFAULT_BOUNCE_LOCAL_PARTS[..]),
-        };
-        set.iter().map(String::as_str).chain(default.iter().copied())
+        self.bounce_local_parts.iter().map(|p| &**p)
     }
 
     /// Whether a sender is a bounce: the null sender, or a bounce local part at any domain
@@ -270,7 +242,7 @@ impl Policy {
         if admit(sender) == Admission::Null {
             return true;
         }
-        let (local, _) = split(sender);
+        let local = sender.iter().rposition(|&b| b == b'@').map_or(sender, |at| &sender[..at]);
         self.bounce_local_parts().any(|p| p.as_bytes().eq_ignore_ascii_case(local))
     }
 
@@ -291,10 +263,8 @@ impl Policy {
         }
     }
 
-    /// [`Policy::check`] with a keyring that may be unusable (a file that could not be loaded):
-    /// what needs no key is decided anyway (ordinary mail and exempt recipients are accepted),
-    /// and every other decision, each that could reject, gives back the keyring's error, on
-    /// which the mail server tempfails.
+    /// [`Policy::check`] with a keyring that may be unusable: what needs no key is decided
+    /// anyway; every decision that could reject gives back the keyring's error (tempfail).
     pub fn check_with<E, S, R>(
         &self,
         keyring: Result<&Keyring, E>,
@@ -339,14 +309,5 @@ impl Policy {
             return Ok(Verdict { accepted: true, reason, deliver_to, smtp_reply: None, monitored: true });
         }
         Ok(Verdict { accepted: false, reason, deliver_to: None, smtp_reply: reason.smtp_reply(), monitored: false })
-    }
-
-    /// [`Policy::check`] with the system clock.
-    pub fn check_now<S, R>(&self, keyring: &Keyring, sender: &S, recipient: &R) -> Verdict
-    where
-        S: AsRef<[u8]> + ?Sized,
-        R: AsRef<[u8]> + ?Sized,
-    {
-        self.check(keyring, sender, recipient, crate::days::unix_now())
     }
 }

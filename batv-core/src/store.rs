@@ -1,10 +1,7 @@
-//! Writing the keyring file (docs/scheme.md, "Keyring file"): a new keyring appears whole or not
-//! at all, and a change replaces only the file that was locked and loaded.
-//!
-//! Both work relative to the file's directory, opened once from the path resolved once: a
-//! symlink or directory swapped by another user afterwards changes nothing that is written.
+//! Writing the keyring file, relative to its directory opened once from the path resolved once.
 
 use crate::error::{KeyringError, KeyringErrorKind};
+use crate::keyfile::{access_acl, ACCESS_ACL};
 use crate::keys::Keyring;
 use rustix::fs::{AtFlags, FileType, FlockOperation, Gid, Mode, OFlags, Stat, Uid, XattrFlags, CWD};
 use rustix::io::Errno;
@@ -16,24 +13,18 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-/// How often [`KeyringLock::acquire`] starts again because the file was replaced while it
-/// waited; only a file replaced without end (by something that takes no lock) exhausts it.
+/// How often [`KeyringLock::acquire`] starts again on a file replaced while it waited.
 const LOCK_ATTEMPTS: usize = 1000;
-
-/// The extended attribute that holds a file's POSIX access ACL.
-const ACCESS_ACL: &str = "system.posix_acl_access";
 
 /// Why a keyring file could not be created, locked or replaced. Never holds a secret.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The keyring could not be loaded: it is missing, not a regular file, open to other users
-    /// or malformed.
+    /// The keyring could not be loaded.
     Load(KeyringError),
     /// [`create`] found something at the path already (a file, or a symlink, even a dangling one).
     Exists(PathBuf),
-    /// The path no longer leads to the file that was locked and loaded (another program
-    /// replaced it, or swapped a name on the way for a symlink); nothing was written.
+    /// The path no longer leads to the file that was locked and loaded; nothing was written.
     Replaced(PathBuf),
     /// A step of the write failed.
     Io {
@@ -66,12 +57,8 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// An exclusive lock on a keyring file, and the keyring loaded from the locked file. A change
-/// (`batv keygen --rotate`) holds it from its read to its [`replace`](KeyringLock::replace), so
-/// that concurrent changes take turns and none loses another's key.
-///
-/// The lock is `flock` on the keyring itself, not on a file beside it, so that no extra file
-/// appears in /etc. It is advisory: editors and scripts that take no lock are not held off.
+/// An exclusive `flock` on a keyring file (no lock file beside it), and the keyring loaded from
+/// it: concurrent changes take turns, and none loses another's key. Advisory, as flock is.
 #[derive(Debug)]
 pub struct KeyringLock {
     /// The path as given, for messages.
@@ -86,26 +73,25 @@ pub struct KeyringLock {
 }
 
 impl KeyringLock {
-    /// Resolves `path` once (a symlink is followed, and stays in place), opens its directory,
-    /// and locks and loads the file there. A process that waited for the lock while another
-    /// replaced the file starts again on the file now at the name.
+    /// Resolves `path` once (a symlink stays in place), opens its directory, and locks and loads
+    /// the file there; a file replaced while this waited for the lock is started again on.
     pub fn acquire(path: impl AsRef<Path>) -> Result<KeyringLock, StoreError> {
         let shown = path.as_ref();
         let resolved = std::fs::canonicalize(shown).map_err(|e| not_loaded(shown, &e))?;
-        let (dir, name) = open_parent(&resolved, shown)?;
-        // Through a symlink, what is wrong with the file (and the chmod that fixes it) names
-        // the file itself: a chmod of the link would follow wherever it points by then.
+        let not_a_file = |p: &Path| StoreError::Load(KeyringError::new(KeyringErrorKind::NotAFile).in_file(p));
+        let (Some(dir), Some(name)) = (resolved.parent(), resolved.file_name()) else { return Err(not_a_file(shown)) };
+        let (dir, name) = (open_dir(dir, shown)?, name.to_os_string());
+        // Through a symlink, errors (and the chmod that fixes them) name the file itself.
         let named = match std::fs::symlink_metadata(shown) {
             Ok(m) if m.file_type().is_symlink() => resolved.as_path(),
             _ => shown,
         };
         let io = |doing, error| StoreError::Io { path: shown.to_path_buf(), doing, error };
         for _ in 0..LOCK_ATTEMPTS {
-            // The type is looked at before the open, so that a device or FIFO is never opened;
-            // O_NONBLOCK covers one swapped in between.
+            // A device or FIFO is never opened; O_NONBLOCK covers one swapped in after the look.
             let at_name = stat_name(&dir, &name, shown)?;
             if FileType::from_raw_mode(at_name.st_mode) != FileType::RegularFile {
-                return Err(StoreError::Load(KeyringError::new(KeyringErrorKind::NotAFile).in_file(named)));
+                return Err(not_a_file(named));
             }
             let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
             // Read-write where allowed: NFS emulates flock with POSIX locks, whose exclusive form
@@ -115,12 +101,11 @@ impl KeyringLock {
                 .map_err(|e| open_error(shown, e))?;
             let held = rustix::fs::fstat(&fd).map_err(|e| io("read its status", e.into()))?;
             if FileType::from_raw_mode(held.st_mode) != FileType::RegularFile {
-                return Err(StoreError::Load(KeyringError::new(KeyringErrorKind::NotAFile).in_file(named)));
+                return Err(not_a_file(named));
             }
             rustix::fs::flock(&fd, FlockOperation::LockExclusive)
                 .map_err(|e| io("lock it for the change", e.into()))?;
-            // Once the file locked is the one at the name, no other change can replace it until
-            // this lock is released.
+            // Once the locked file is the one at the name, no other change can replace it.
             if !same_file(&held, &stat_name(&dir, &name, shown)?) {
                 continue;
             }
@@ -136,18 +121,14 @@ impl KeyringLock {
         &self.keyring
     }
 
-    /// The file's path with every symlink resolved: the name that [`replace`](Self::replace)
-    /// writes.
+    /// The path with every symlink resolved: the name [`replace`](Self::replace) writes.
     pub fn resolved_path(&self) -> &Path {
         &self.resolved
     }
 
-    /// Replaces the locked file with `keyring`: a temporary file in the same directory (mode
-    /// 0600, then the old file's owner, group, ACL and permissions masked to at most 0640),
-    /// synced, then renamed over the name, so that a reader sees the old file or the new one,
-    /// never half of one. Just before the rename the name must still hold the locked file;
-    /// otherwise nothing is written and [`StoreError::Replaced`] says so. The lock is held until
-    /// this guard is dropped.
+    /// Replaces the locked file with `keyring`: a synced temporary file with the old one's
+    /// owner, group, ACL and mode (at most 0640), renamed over the name only if the name still
+    /// holds the locked file ([`StoreError::Replaced`] otherwise). The lock lasts until drop.
     pub fn replace(&self, keyring: &Keyring) -> Result<(), StoreError> {
         let shown = &self.shown;
         let temp = write_temp(&self.dir, &self.name, keyring, shown, |new| self.keep_attributes(new))?;
@@ -168,9 +149,8 @@ impl KeyringLock {
         Ok(())
     }
 
-    /// Gives the new file the old one's owner and group (an MTA's group may read the keyring),
-    /// its access ACL, and its permissions masked to at most 0640 as the loader requires. The
-    /// ACL goes first: chmod then sets the ACL's mask from the group bits, as it did on the old file.
+    /// The old file's owner, group, ACL and mode (at most 0640) on the new one. The ACL goes
+    /// first: chmod then sets its mask from the group bits, as on the old file.
     fn keep_attributes(&self, new: BorrowedFd<'_>) -> io::Result<()> {
         let old = self.file.metadata()?;
         let now = rustix::fs::fstat(new)?;
@@ -185,10 +165,8 @@ impl KeyringLock {
     }
 }
 
-/// Writes a new keyring file at `path` with mode 0600: a temporary file in the directory,
-/// written and synced, then linked to the name, so that the file never exists half-written
-/// (a reader that finds it finds all of it). Fails with [`StoreError::Exists`] rather than
-/// replace anything: then another process made it first, and its keyring is the one to load.
+/// Writes a new keyring file at `path`, mode 0600, as a synced temporary file linked to the name:
+/// never half-written, and never replacing anything ([`StoreError::Exists`]).
 pub fn create(path: impl AsRef<Path>, keyring: &Keyring) -> Result<(), StoreError> {
     let shown = path.as_ref();
     let parent = match shown.parent() {
@@ -226,9 +204,8 @@ pub fn create(path: impl AsRef<Path>, keyring: &Keyring) -> Result<(), StoreErro
     }
 }
 
-/// A temporary file beside `name` in `dir`, created exclusively with mode 0600, holding the
-/// keyring text, given its attributes by `finish`, and synced. Returns its name; removes it on
-/// any failure.
+/// A new mode-0600 file beside `name` holding the keyring text, given its attributes by
+/// `finish`, and synced; its name, or an error with the file removed.
 fn write_temp(
     dir: &OwnedFd,
     name: &OsStr,
@@ -273,16 +250,7 @@ fn temp_name(name: &OsStr) -> OsString {
     temp
 }
 
-/// The directory of an absolute resolved path, and the file's name in it.
-fn open_parent(resolved: &Path, shown: &Path) -> Result<(OwnedFd, OsString), StoreError> {
-    let (Some(dir), Some(name)) = (resolved.parent(), resolved.file_name()) else {
-        return Err(StoreError::Load(KeyringError::new(KeyringErrorKind::NotAFile).in_file(shown)));
-    };
-    Ok((open_dir(dir, shown)?, name.to_os_string()))
-}
-
-/// Opens a resolved directory one name at a time, refusing to follow a symlink on the way: the
-/// path was resolved once, so a symlink found now was swapped in since.
+/// Opens a resolved directory one name at a time; a symlink on the way was swapped in since.
 fn open_dir(dir: &Path, shown: &Path) -> Result<OwnedFd, StoreError> {
     let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let open = |at: BorrowedFd<'_>, name: &OsStr| {
@@ -314,8 +282,7 @@ fn stat_name(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<Stat, StoreErr
     rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| open_error(shown, e))
 }
 
-/// An error opening the keyring: a symlink where the resolved file was is a swap; the rest are
-/// the loader's errors (missing, permission denied).
+/// An error opening the keyring: a symlink where the resolved file was is a swap.
 fn open_error(shown: &Path, e: Errno) -> StoreError {
     match e {
         Errno::LOOP => StoreError::Replaced(shown.to_path_buf()),
@@ -333,29 +300,6 @@ fn io_error(shown: &Path, doing: &'static str, e: Errno) -> StoreError {
 
 fn same_file(a: &Stat, b: &Stat) -> bool {
     (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-}
-
-/// The file's POSIX access ACL, if it has one; a file system without extended attributes has none.
-fn access_acl(file: BorrowedFd<'_>) -> io::Result<Option<Vec<u8>>> {
-    for _ in 0..10 {
-        let size = match rustix::fs::fgetxattr_query(file, ACCESS_ACL) {
-            Ok(n) => n,
-            Err(Errno::NODATA | Errno::OPNOTSUPP) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let mut value = vec![0u8; size.max(1)];
-        match rustix::fs::fgetxattr(file, ACCESS_ACL, &mut value[..]) {
-            Ok(n) => {
-                value.truncate(n);
-                return Ok(Some(value));
-            }
-            Err(Errno::NODATA) => return Ok(None),
-            // It grew between the two calls: ask again.
-            Err(Errno::RANGE) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(io::Error::other("its ACL kept changing while it was read"))
 }
 
 /// Makes a rename or link durable; a directory that cannot be synced is not an error.

@@ -1,21 +1,16 @@
-//! The `prvs=` wire format (docs/scheme.md, "Wire format"): parsing and writing tags, and the
-//! wild tag shapes that `strip` also removes.
+//! The `prvs=` wire format (docs/scheme.md, "Wire format"), and the wild shapes `strip` removes.
 
 use crate::error::AddressProblem;
 use core::fmt;
 
-/// Longest address, tagged or not, that is accepted anywhere (the RFC 5321 path limit less
-/// the angle brackets).
+/// Longest address, tagged or not (RFC 5321's path limit less the angle brackets).
 pub const MAX_ADDRESS_LEN: usize = 254;
 
 /// Octets a tag adds to an address: `prvs=` + 10 tag characters + `=`.
 pub(crate) const TAG_OVERHEAD: usize = 16;
 
-/// The original (untagged) address inside a tagged one, as at most two borrowed pieces.
-///
-/// The new form `prvs=…=local@domain` gives one piece. The quoted form
-/// `"prvs=…=john doe"@example.com` and the old form `prvs=local/…@domain` give two, because
-/// the tag sits inside the address.
+/// The original address inside a tagged one, as two borrowed pieces: the quoted form and the
+/// old form (`prvs=local/…@domain`) hold the tag inside the address.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Original<'a> {
     head: &'a str,
@@ -47,8 +42,7 @@ impl<'a> Original<'a> {
         self.head.is_empty().then_some(self.tail)
     }
 
-    /// Copies the address into `out` and returns its length, or `Err(needed)` when `out` is
-    /// too small. Never allocates.
+    /// Copies the address into `out`: its length, or `Err(needed)`. Never allocates.
     pub fn copy_to(&self, out: &mut [u8]) -> Result<usize, usize> {
         let n = self.len();
         let dst = out.get_mut(..n).ok_or(n)?;
@@ -128,8 +122,7 @@ impl fmt::Debug for Tag<'_> {
     }
 }
 
-/// The offset of the last `@`. A plain loop: addresses are short, and a call of `memrchr`
-/// costs more than the search.
+/// The offset of the last `@`.
 pub(crate) fn last_at(s: &str) -> Option<usize> {
     s.bytes().rposition(|b| b == b'@')
 }
@@ -140,8 +133,8 @@ pub(crate) fn starts_like_tag(address: &[u8]) -> bool {
     b.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"prvs="))
 }
 
-/// Parses an address that starts like a tag, in either wire form. The caller has checked that
-/// it is text of at most 254 octets without control characters (see `address::admit`).
+/// Parses an address that starts like a tag, in either wire form, as `address::admit` passed it:
+/// text of at most 254 octets, any quoted local part closed just before the `@`.
 pub(crate) fn parse(address: &str) -> Result<Tag<'_>, AddressProblem> {
     let quoted = address.starts_with('"');
     let after = &address[usize::from(quoted) + 5..];
@@ -152,11 +145,7 @@ pub(crate) fn parse(address: &str) -> Result<Tag<'_>, AddressProblem> {
     if let (Some(b'='), Ok((kddd, mac))) = (b.get(10), parse_fields(b.get(..10).unwrap_or(b))) {
         let rest = &after[11..];
         let original = Original { head: if quoted { "\"" } else { "" }, tail: rest };
-        // A quoted local part must close its quote before the domain: `"x"@domain`.
-        let closed = !quoted || last_at(rest).is_some_and(|at| at > 1 && rest.as_bytes()[at - 1] == b'"');
-        if !closed {
-            return Err(AddressProblem::NoAddress);
-        }
+        // `"x"`: a quoted local part needs something between its quotes.
         let min_local = if quoted { 3 } else { 1 };
         return check_original(original, min_local).map(|()| Tag { kddd, mac, original });
     }
@@ -199,8 +188,8 @@ fn check_original(o: Original<'_>, min_local: usize) -> Result<(), AddressProble
     }
 }
 
-/// Writes the signed form of `address` (checked by the caller) with the tag `K DDD` and `mac`
-/// into `out`. Returns its length, or `Err(needed)` when `out` is too short.
+/// Writes `address` (checked by the caller) signed with `K DDD` and `mac` into `out`: its
+/// length, or `Err(needed)`.
 pub(crate) fn write_signed(
     address: &str,
     kddd: &[u8; 4],
@@ -226,13 +215,11 @@ pub(crate) fn write_signed(
     Ok(n)
 }
 
-/// Tag prefixes seen in real mail that `strip` removes besides the project's own forms:
-/// `prefix` + 6 to 16 letters and digits + `suffix` before the original address.
+/// Other tags seen in real mail: `prefix`, 6 to 16 letters and digits, `suffix`, the address.
 const WILD_TAGS: [(&str, &str); 3] = [("prvs=", "="), ("msprvs1=", "="), ("btv1==", "==")];
 
-/// The original address behind a wild tag shape (docs/scheme.md, "Strip"), if `address` has
-/// one: IronPort's 9-character `prvs=`, Microsoft's `msprvs1=`, Barracuda's `btv1==`. Never
-/// verified, and never `valid`.
+/// The address behind a wild tag (docs/scheme.md, "Strip"): IronPort's 9-character `prvs=`,
+/// Microsoft's `msprvs1=`, Barracuda's `btv1==`. Never verified.
 pub(crate) fn strip_wild(address: &str) -> Option<&str> {
     WILD_TAGS.iter().find_map(|(prefix, suffix)| {
         let head = address.get(..prefix.len())?;

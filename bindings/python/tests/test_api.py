@@ -102,7 +102,7 @@ def test_parse(sha1_keys: batv.Keyring) -> None:
     ("text", "line", "words"),
     [
         ("", 1, "no key line"),
-        ("key 1 hmac-md5 text:x\n", 1, "unknown scheme: an 8-character word"),
+        ("key 1 hmac-md5 text:x\n", 1, "unknown scheme: a word of 8 characters with punctuation"),
         ("key 1 key text:x\n", 1, "unknown scheme 'key'"),
         ("# c\n\nkey 1 hmac-sha1 hex:0011\n", 3, "at least 16"),
         ("key 1 hmac-sha1 base64:!!notbase64!!\n", 1, "not valid base64"),
