@@ -63,13 +63,15 @@ fn admit_text(raw: &[u8]) -> Result<Option<&str>, AddressProblem> {
         }
         _ => None,
     };
-    // `<`, `>` and whitespace (Unicode's too) are allowed only inside a quoted local part.
-    let outside = &text[quoted_until.unwrap_or(0)..];
-    if unusual && outside.bytes().any(|c| c == b'<' || c == b'>') {
-        return Err(AddressProblem::AngleBrackets);
-    }
-    if unusual && outside.chars().any(char::is_whitespace) {
-        return Err(AddressProblem::Whitespace);
+    if unusual {
+        // `<`, `>` and whitespace (Unicode's too) are allowed only inside a quoted local part.
+        let outside = &text[quoted_until.unwrap_or(0)..];
+        if outside.bytes().any(|c| c == b'<' || c == b'>') {
+            return Err(AddressProblem::AngleBrackets);
+        }
+        if outside.chars().any(char::is_whitespace) {
+            return Err(AddressProblem::Whitespace);
+        }
     }
     Ok(Some(text))
 }

@@ -31,7 +31,7 @@ impl Outcome {
         Outcome::Expired,
     ];
 
-    /// The outcome word: `valid`, `untagged`, `malformed`, `unknown-key`, ...
+    /// The outcome word: `valid`, `untagged`, `malformed`, `unknown-key`, `bad-signature`, `expired`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Valid => "valid",

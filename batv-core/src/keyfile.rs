@@ -149,7 +149,6 @@ fn check_acl(_file: &std::fs::File) -> Result<(), KeyringErrorKind> {
 /// The rule for ACL entries (docs/scheme.md, "Keyring file"): within the mask, a named user may
 /// have no access, a named group only read. `xattr` is Linux's form (a u32 version 2, then u16
 /// tag, u16 permissions, u32 id, little-endian); any other is refused.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn judge_acl(xattr: &[u8]) -> Result<(), AclGrant> {
     const USER: u16 = 0x02;
     const GROUP: u16 = 0x08;
@@ -324,6 +323,7 @@ fn set_days(
     name: &'static str,
     valid: fn(u16) -> Result<u16, KeyringErrorKind>,
 ) -> Result<(), KeyringErrorKind> {
+    // What is not a number gets the rule's out-of-range error: no rule allows 65535.
     let days = valid(single_value(rest, "the number of days")?.parse().unwrap_or(u16::MAX))?;
     match slot.replace(days) {
         Some(_) => Err(KeyringErrorKind::DuplicateSetting(name)),

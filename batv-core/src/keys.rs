@@ -170,7 +170,7 @@ impl Keyring {
     }
 
     /// This keyring with key `number` signing from `now` on; the old sign key is recorded as
-    /// having stopped signing today.
+    /// having stopped signing today, and the new one loses any such record.
     pub fn promoted(&self, number: u8, now: i64) -> Result<Keyring, KeyringError> {
         if self.key(number).is_none() {
             return Err(KeyringError::new(KeyringErrorKind::NoSuchKey(number)));

@@ -178,7 +178,7 @@ pub struct Policy {
 }
 
 /// The local parts whose senders are bounces by default, besides the null sender.
-pub const DEFAULT_BOUNCE_LOCAL_PARTS: [&str; 1] = ["mailer-daemon"];
+pub const DEFAULT_BOUNCE_LOCAL_PARTS: &[Cow<'static, str>] = &[Cow::Borrowed("mailer-daemon")];
 
 impl Default for Policy {
     fn default() -> Self {
@@ -188,11 +188,8 @@ impl Default for Policy {
 
 impl Policy {
     /// No exemptions, `mailer-daemon` as the only bounce local part, monitor mode off.
-    pub const DEFAULT: Policy = Policy {
-        exemptions: Exemptions::EMPTY,
-        bounce_local_parts: Cow::Borrowed(&[Cow::Borrowed(DEFAULT_BOUNCE_LOCAL_PARTS[0])]),
-        monitor: false,
-    };
+    pub const DEFAULT: Policy =
+        Policy { exemptions: Exemptions::EMPTY, bounce_local_parts: Cow::Borrowed(DEFAULT_BOUNCE_LOCAL_PARTS), monitor: false };
 
     /// Adds an exemption: `user@domain`, `@domain` or `user@`, literal (no `*`), compared ASCII
     /// case-insensitively. On an error the policy is unchanged.
